@@ -1,0 +1,24 @@
+# The README's two commands: `make repro` and `make test`. Both create .venv when missing and
+# reinstall the pinned dependencies whenever requirements.txt changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: repro test ui clean-venv
+
+$(STAMP): requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+# Stage commands call `python`/`dvc`: put the project's venv first on PATH.
+repro: $(STAMP)
+	PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/dvc repro
+
+test: $(STAMP)
+	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Architectures as plain ``nn.Module``s (DESIGN §3)."""
