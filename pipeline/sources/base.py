@@ -1,0 +1,31 @@
+"""The record every source yields, and what the prepare stage asks of a source."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Optional, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    group: str  # unit of splitting: a chapter, a block of lines, or a predefined split's name
+    key: str  # where the pair comes from: "book:chapter:verse", a line number, "<split>:<row>"
+    src: str
+    tgt: str
+    refs: tuple[str, ...] = ()  # the same target in other versions (extra test references)
+
+
+class Source(Protocol):
+    # Names of the extra references carried in Pair.refs, in order.
+    reference_names: tuple[str, ...]
+    # True when the source fixes train/dev/test itself (Pair.group is "train", "dev" or "test").
+    predefined_splits: bool
+
+    def group_sizes(self) -> dict[str, int]:
+        """Pairs per group in corpus order; validates the whole input before any output exists."""
+        ...
+
+    def pairs(self) -> Iterator[Pair]:
+        ...
+
+    def __len__(self) -> Optional[int]:  # for progress bars; None when unknown
+        ...

@@ -1,0 +1,84 @@
+"""A user's parallel corpus: two line-aligned UTF-8 files, or one TSV of ``source<TAB>target``.
+
+The whole input is checked (it exists, decodes as UTF-8, is line-aligned) in ``group_sizes()``,
+before the prepare stage writes anything. Blocks of ``block_lines`` consecutive lines are the
+unit of splitting, so neighbouring near-duplicates cannot leak from train into test.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Optional
+
+from pipeline.config import FilesSource
+from pipeline.errors import DataError
+from pipeline.sources.base import Pair
+
+
+def read_lines(path: Path, param: str) -> Iterator[str]:
+    """Lines of ``path`` without their line ending; a decoding error names the line."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found ({param})") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({param}): {error.strerror}") from None
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                yield raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    f"{path}:{number}: invalid UTF-8 at byte {error.start} of the line ({param})"
+                ) from None
+
+
+class ParallelFiles:
+    predefined_splits = False
+    reference_names: tuple[str, ...] = ()
+
+    def __init__(self, config: FilesSource) -> None:
+        self.config = config
+        self._total: Optional[int] = None
+
+    def __len__(self) -> Optional[int]:
+        return self._total
+
+    def _rows(self) -> Iterator[tuple[int, str, str]]:
+        config = self.config
+        if config.tsv is not None:
+            for number, line in enumerate(read_lines(config.tsv, "prepare.files.tsv"), start=1):
+                fields = line.split("\t")
+                if len(fields) != 2:
+                    raise DataError(
+                        f"{config.tsv}:{number}: expected 2 tab-separated fields (source, target), "
+                        f"found {len(fields)}"
+                    )
+                yield number, fields[0], fields[1]
+            return
+        assert config.src is not None and config.tgt is not None
+        src_lines = read_lines(config.src, "prepare.files.src")
+        tgt_lines = read_lines(config.tgt, "prepare.files.tgt")
+        number = 0
+        for number, (src, tgt) in enumerate(zip(src_lines, tgt_lines), start=1):
+            yield number, src, tgt
+        src_rest = sum(1 for _ in src_lines)
+        tgt_rest = sum(1 for _ in tgt_lines)
+        if src_rest or tgt_rest:
+            raise DataError(
+                f"{config.src} has {number + src_rest} lines but {config.tgt} has {number + tgt_rest}: "
+                "the files must be line-aligned"
+            )
+
+    def group_sizes(self) -> dict[str, int]:
+        sizes: dict[str, int] = {}
+        total = 0
+        for number, _, _ in self._rows():
+            group = str((number - 1) // self.config.block_lines)
+            sizes[group] = sizes.get(group, 0) + 1
+            total += 1
+        self._total = total
+        return sizes
+
+    def pairs(self) -> Iterator[Pair]:
+        for number, src, tgt in self._rows():
+            yield Pair(str((number - 1) // self.config.block_lines), str(number), src, tgt)
