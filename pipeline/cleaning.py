@@ -12,8 +12,9 @@ import re
 from collections import Counter
 from typing import Optional
 
-LEADING_VERSE_MARKER = re.compile(r"^\s*(?:\(\d+:\d+\)\s*)+")
-VERSE_MARKER = re.compile(r"\(\d+:\d+\)")
+# Segond's own numbering: "(7:26)", "(63:19b)", and once an unclosed "(5:21".
+VERSE_MARKER = re.compile(r"\(\d+:\d+[a-z]?\)?")
+LEADING_VERSE_MARKER = re.compile(r"^\s*(?:\(\d+:\d+[a-z]?\)?\s*)+")
 BRACKETS = re.compile(r"[\[\]]")
 MARKUP = re.compile(r"<[^>]*>|[{}]")
 SPACES = re.compile(r"\s+")

@@ -53,7 +53,7 @@ def clean_and_route(source: Source, config: PrepareConfig, work: Path) -> tuple[
     routed = {split: 0 for split in SPLITS}
     with ExitStack() as stack:
         files = {s: stack.enter_context((work / f"{s}.clean.tsv").open("w", encoding="utf-8")) for s in SPLITS}
-        for pair in _progress(source.pairs(), "clean", len(source)):
+        for pair in _progress(source.pairs(), "clean", source.size_hint()):
             split = assignment[pair.group] if assignment is not None else pair.group
             src, tgt = repair(pair.src, repairs), repair(pair.tgt, repairs)
             reason = drop_reason(src, tgt, None if split == "test" else config.clean.max_len,

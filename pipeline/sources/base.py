@@ -27,5 +27,5 @@ class Source(Protocol):
     def pairs(self) -> Iterator[Pair]:
         ...
 
-    def __len__(self) -> Optional[int]:  # for progress bars; None when unknown
+    def size_hint(self) -> Optional[int]:  # pairs, for progress bars; None when unknown
         ...

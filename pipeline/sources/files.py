@@ -6,6 +6,7 @@ unit of splitting, so neighbouring near-duplicates cannot leak from train into t
 """
 from __future__ import annotations
 
+from itertools import zip_longest
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -40,7 +41,7 @@ class ParallelFiles:
         self.config = config
         self._total: Optional[int] = None
 
-    def __len__(self) -> Optional[int]:
+    def size_hint(self) -> Optional[int]:
         return self._total
 
     def _rows(self) -> Iterator[tuple[int, str, str]]:
@@ -58,16 +59,15 @@ class ParallelFiles:
         assert config.src is not None and config.tgt is not None
         src_lines = read_lines(config.src, "prepare.files.src")
         tgt_lines = read_lines(config.tgt, "prepare.files.tgt")
-        number = 0
-        for number, (src, tgt) in enumerate(zip(src_lines, tgt_lines), start=1):
+        for number, (src, tgt) in enumerate(zip_longest(src_lines, tgt_lines), start=1):
+            if src is None or tgt is None:  # one file ended: count the rest of the other for the message
+                counts = [number - 1 + (src is not None) + sum(1 for _ in src_lines),
+                          number - 1 + (tgt is not None) + sum(1 for _ in tgt_lines)]
+                raise DataError(
+                    f"{config.src} has {counts[0]} lines but {config.tgt} has {counts[1]}: "
+                    "the files must be line-aligned"
+                )
             yield number, src, tgt
-        src_rest = sum(1 for _ in src_lines)
-        tgt_rest = sum(1 for _ in tgt_lines)
-        if src_rest or tgt_rest:
-            raise DataError(
-                f"{config.src} has {number + src_rest} lines but {config.tgt} has {number + tgt_rest}: "
-                "the files must be line-aligned"
-            )
 
     def group_sizes(self) -> dict[str, int]:
         sizes: dict[str, int] = {}

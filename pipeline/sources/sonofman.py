@@ -48,7 +48,7 @@ class SonofmanBible:
             "SELECT COUNT(*) FROM bible WHERE bbName = ?", (config.source_version,)
         ).fetchone()[0]
 
-    def __len__(self) -> int:
+    def size_hint(self) -> int:
         return self._total
 
     def group_sizes(self) -> dict[str, int]:

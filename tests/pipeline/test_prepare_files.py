@@ -1,0 +1,136 @@
+"""The prepare stage on a user's corpus (`files` source): outputs, splits, and every bad input."""
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.ragged import RaggedArray
+from pipeline.vocabulary import Vocabulary
+from tests.pipeline.helpers import (assert_no_output, assert_one_line_error, run_stage, sentence_pairs,
+                                    write_parallel, write_params)
+
+SMALL_SPLIT = {"test_size": 60, "dev_size": 40}
+
+
+def prepare_files(project, pairs, **overrides):
+    src, tgt = write_parallel(project, pairs)
+    settings = {"source": "files", "files": {"src": str(src), "tgt": str(tgt), "block_lines": 10},
+                "split": SMALL_SPLIT, "workers": 2}
+    settings.update(overrides)
+    write_params(project, **settings)
+    return run_stage(project, "prepare")
+
+
+def read_lines(path):
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+@pytest.mark.parametrize("vocab", ["word", "bpe"])
+def test_outputs_round_trip_and_splits_are_disjoint(project, vocab):
+    pairs = sentence_pairs(400)
+    result = prepare_files(project, pairs, clean={"max_len": 30},
+                           tokenize={"vocab": vocab, "src_vocab_size": 200, "tgt_vocab_size": 250})
+    assert result.returncode == 0, result.stderr
+    out = project / "data/prepared"
+    stats = json.loads((out / "stats.json").read_text())
+    assert sum(stats["pairs"].values()) + sum(stats["dropped"].values()) == len(pairs)
+    assert stats["dropped"]["too_long"] > 0  # train/dev sentences over 30 words
+    assert 60 <= stats["pairs"]["test"] <= 70 and stats["pairs"]["dev"] > 0  # whole blocks of 10
+
+    keys = {split: read_lines(out / split / "keys.txt") for split in ("train", "dev", "test")}
+    blocks = {split: {(int(k) - 1) // 10 for k in keys[split]} for split in keys}
+    assert not blocks["train"] & blocks["test"] and not blocks["train"] & blocks["dev"]
+    test_words = np.load(out / "test/src_words.npy")
+    assert test_words.max() > 30  # test keeps every length
+    assert np.load(out / "train/src_words.npy").max() <= 30 and np.load(out / "dev/src_words.npy").max() <= 30
+
+    vocabulary = Vocabulary.load(out / "vocab/tgt.json")
+    assert vocabulary.kind == vocab and len(vocabulary) <= 250
+    targets = RaggedArray(out / "test", "tgt")
+    texts = read_lines(out / "test/tgt.txt")
+    assert len(targets) == len(texts) == stats["pairs"]["test"]
+    # Lowercased Moses tokens come back, with <unk> for words outside the shortlist.
+    decoded = vocabulary.decode(targets[0])
+    expected = texts[0].lower().split()
+    assert len(decoded) == len(expected) if vocab == "word" else True
+    assert all(d == e or d == "<unk>" for d, e in zip(decoded, expected)) if vocab == "word" else \
+        " ".join(decoded).replace("<unk>", "") != ""
+    assert np.array_equal(RaggedArray(out / "test", "src").lengths > 0, np.ones(len(targets), bool))
+
+
+def test_tsv_and_parallel_files_give_the_same_corpus(project, tmp_path_factory):
+    pairs = sentence_pairs(200)
+    assert prepare_files(project, pairs).returncode == 0
+    other = tmp_path_factory.mktemp("tsv")
+    (other / "corpus.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
+    write_params(other, source="files", files={"tsv": str(other / "corpus.tsv"), "block_lines": 10},
+                 split=SMALL_SPLIT, workers=1)
+    assert run_stage(other, "prepare").returncode == 0
+    for name in ("train/src.ids.npy", "test/tgt.ids.npy", "dev/tgt.offsets.npy"):
+        assert np.array_equal(np.load(project / "data/prepared" / name), np.load(other / "data/prepared" / name))
+
+
+def test_cleaning_drops_are_counted_by_reason(project):
+    pairs = sentence_pairs(300)
+    pairs[5] = ("", "quelque chose")
+    pairs[6] = ("one two (3:4) three", "un deux trois")
+    pairs[7] = ("a b c d e f g h i j k l", "x")
+    pairs[8] = ("<b>bold</b> words", "mots")
+    result = prepare_files(project, pairs)
+    assert result.returncode == 0, result.stderr
+    dropped = json.loads((project / "data/prepared/stats.json").read_text())["dropped"]
+    assert dropped["empty_side"] == 1 and dropped["verse_marker"] == 1
+    assert dropped["length_ratio"] == 1 and dropped["markup"] == 1
+
+
+def test_line_counts_that_differ(project):
+    src, tgt = write_parallel(project, sentence_pairs(50))
+    tgt.write_text("".join(f"t{i}\n" for i in range(48)))
+    write_params(project, source="files", files={"src": str(src), "tgt": str(tgt)})
+    line = assert_one_line_error(run_stage(project, "prepare"), "corpus.en has 50 lines", "corpus.fr has 48")
+    assert "line-aligned" in line
+    assert_no_output(project)
+
+
+def test_invalid_utf8_names_the_line(project):
+    src, tgt = write_parallel(project, sentence_pairs(50))
+    lines = src.read_bytes().split(b"\n")
+    lines[41] = b"caf\xe9 au lait"
+    src.write_bytes(b"\n".join(lines))
+    write_params(project, source="files", files={"src": str(src), "tgt": str(tgt)})
+    assert_one_line_error(run_stage(project, "prepare"), "corpus.en:42: invalid UTF-8")
+    assert_no_output(project)
+
+
+def test_missing_file(project):
+    write_params(project, source="files", files={"src": "nowhere.en", "tgt": "nowhere.fr"})
+    assert_one_line_error(run_stage(project, "prepare"), "nowhere.en: file not found", "prepare.files.src")
+    assert_no_output(project)
+
+
+def test_tsv_line_without_a_tab(project):
+    (project / "c.tsv").write_text("a\tb\nno tab here\n")
+    write_params(project, source="files", files={"tsv": "c.tsv"})
+    assert_one_line_error(run_stage(project, "prepare"), "c.tsv:2: expected 2 tab-separated fields")
+    assert_no_output(project)
+
+
+def test_empty_corpus_after_cleaning(project):
+    pairs = [(f"word {i} " * 40, "court") for i in range(300)]  # every pair fails the length ratio
+    result = prepare_files(project, pairs)
+    assert_one_line_error(result, "empty after cleaning", "length_ratio 300")
+    assert_no_output(project)
+
+
+def test_split_sizes_that_do_not_fit(project):
+    result = prepare_files(project, sentence_pairs(80), split={"test_size": 50, "dev_size": 40})
+    assert_one_line_error(result, "prepare.split", "do not fit the corpus of 80 pairs", exit_code=2)
+    assert_no_output(project)
+
+
+def test_a_failed_run_keeps_the_previous_output(project):
+    assert prepare_files(project, sentence_pairs(200)).returncode == 0
+    before = (project / "data/prepared/stats.json").read_text()
+    assert prepare_files(project, sentence_pairs(50), split={"test_size": 40, "dev_size": 20}).returncode == 2
+    assert (project / "data/prepared/stats.json").read_text() == before
+    assert not list((project / "data").glob(".prepare-*"))
