@@ -22,6 +22,7 @@ from typing import Iterator
 import numpy as np
 from tqdm import tqdm
 
+from models.special_tokens import UNK
 from pipeline.cleaning import DROP_REASONS, REPAIRS, clean_reference, drop_reason, heldout_key, repair
 from pipeline.config import PrepareConfig, load_params
 from pipeline.errors import DataError, stage_entry_point
@@ -131,8 +132,6 @@ def build_vocabularies(config: PrepareConfig, work: Path, counts: dict[str, Coun
 
 def encode_split(split: str, total: int, work: Path, vocabularies: dict[str, Vocabulary]) -> dict[str, float]:
     """Pass 3: token ids as ragged int32 arrays; returns the share of <unk> tokens per side."""
-    from models.special_tokens import UNK
-
     writers = {side: RaggedWriter(work / split, side) for side in ("src", "tgt")}
     unknown = {"src": 0, "tgt": 0}
     tokens = {"src": 0, "tgt": 0}

@@ -1,0 +1,85 @@
+"""One interface over the four recurrent cells of DESIGN §3: ``rnn``, ``lstm``, ``gru``, ``jordan``.
+
+- ``rnn``: Elman network (Elman 1990), h_t = tanh(W_xh x_t + W_hh h_{t-1} + b), via ``nn.RNN``;
+- ``lstm``: ``nn.LSTM``, whose state is the pair (h, c);
+- ``gru``: the gated unit of Cho et al. 2014 (arXiv 1406.1078 Sec. 2.3), via ``nn.GRU``;
+- ``jordan``: previous output fed back (Jordan 1986), ``models.jordan.JordanRNN``.
+The torch cells run through cuDNN on a GPU. Every cell uses the same weights at every time step.
+
+States follow torch's layout: a tensor (L*D, B, H), or for LSTM a tuple (h, c) of those; the batch
+is dimension 1. For the Jordan cell the state is the previous output y_{t-1} (output size = H).
+"""
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from models.jordan import JordanRNN
+
+CELLS = ("rnn", "lstm", "gru", "jordan")
+_TORCH_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+class Recurrent(nn.Module):
+    """A stack of recurrent layers chosen by name, batch first.
+
+    ``forward`` packs the batch by ``lengths`` so that a sentence's outputs and final state are the
+    ones it would get alone: outputs are zero on padding and the state is taken at each sentence's
+    last real token (lengths must be >= 1). ``step`` runs one time step for decoders.
+    """
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
+                 dropout: float = 0.0, bidirectional: bool = False):
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"unknown cell {cell!r}; allowed: {', '.join(CELLS)}")
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.num_directions = 2 if bidirectional else 1
+        self.output_size = self.num_directions * hidden_size  # last dim of forward's outputs
+        if cell == "jordan":
+            self.rnn = JordanRNN(input_size, hidden_size, hidden_size, num_layers, dropout, bidirectional)
+        else:
+            self.rnn = _TORCH_CELLS[cell](
+                input_size, hidden_size, num_layers, batch_first=True,
+                dropout=dropout if num_layers > 1 else 0.0,  # torch applies it between layers only
+                bidirectional=bidirectional,
+            )
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None,
+                state: State | None = None) -> tuple[torch.Tensor, State]:
+        """x (B, T, I) -> outputs (B, T, D*H), final state. ``state=None`` starts from zeros."""
+        if self.cell == "jordan":
+            return self.rnn(x, lengths, state)
+        if lengths is None:
+            return self.rnn(x, state)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, state = self.rnn(packed, state)  # h_n per sentence, in the batch's own order
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))  # (B, T, D*H)
+        return out, state
+
+    def step(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """One time step of a unidirectional stack: x (B, I) -> top output (B, H), new state."""
+        if self.num_directions != 1:
+            raise ValueError("step() needs a unidirectional stack")
+        out, state = self(x.unsqueeze(1), None, state)  # (B, 1, H)
+        return out.squeeze(1), state
+
+    def hidden(self, state: State) -> torch.Tensor:
+        """The h part of a state, (L*D, B, H): for LSTM drop the memory cell c."""
+        return state[0] if self.cell == "lstm" else state
+
+    def state_from_hidden(self, h: torch.Tensor) -> State:
+        """A state whose h part is h (L*D, B, H); an LSTM's memory cell starts at zero."""
+        h = h.contiguous()  # cuDNN wants contiguous states
+        return (h, torch.zeros_like(h)) if self.cell == "lstm" else h
+
+    @staticmethod
+    def reorder_state(state: State, index: torch.Tensor) -> State:
+        """Select/reorder batch entries (beam search): index (B',) into dimension 1."""
+        if isinstance(state, tuple):
+            return tuple(s.index_select(1, index) for s in state)
+        return state.index_select(1, index)

@@ -1,0 +1,68 @@
+"""RNNenc: the fixed-vector encoder-decoder of Cho et al. 2014
+("Learning Phrase Representations using RNN Encoder-Decoder…", arXiv 1406.1078, Sec. 2.2 and
+App. A.1; evaluated as "RNNenc" in arXiv 1409.1259 and as "RNNencdec" in arXiv 1409.0473).
+
+    h_t   = f(h_{t-1}, E_x x_t)                         encoder, read left to right
+    c     = tanh(V h_T)                                  summary of the whole sentence  (A.1.1)
+    h'_0  = tanh(V' c)                                   decoder initial state          (A.1.2)
+    h'_t  = f(h'_{t-1}, [E_y y_{t-1}; c])                c enters every decoder step
+    p(y_t | y_<t, x) = softmax(W_o maxout(O_h h'_t + O_y E_y y_{t-1} + O_c c))   deep output
+
+c is the only path from source to target: the bottleneck this project measures. The encoder is
+packed, so h_T is the state at each sentence's own last word. Feeding [E y; c] to the cell equals
+the paper's extra C c term in every gate. With several layers h_T is the top layer's state and V'
+initialises every decoder layer; an LSTM's memory cell starts at zero.
+"""
+
+import torch
+from torch import nn
+
+from models.cells import Recurrent, State
+from models.encoder_decoder import EncoderDecoder, Memory
+from models.maxout import MaxoutOutput
+from models.special_tokens import PAD
+
+
+class RNNEncoderDecoder(EncoderDecoder):
+    def __init__(self, src_vocab: int, tgt_vocab: int, cell: str = "gru", emb_size: int = 620,
+                 hidden_size: int = 1000, maxout_size: int = 500, num_layers: int = 1, dropout: float = 0.0):
+        super().__init__()
+        H, E = hidden_size, emb_size
+        self.num_layers, self.hidden_size = num_layers, hidden_size
+        self.src_embed = nn.Embedding(src_vocab, E, padding_idx=PAD)
+        self.tgt_embed = nn.Embedding(tgt_vocab, E, padding_idx=PAD)
+        self.dropout = nn.Dropout(dropout)
+        self.encoder = Recurrent(cell, E, H, num_layers, dropout)
+        self.to_context = nn.Linear(H, H)  # V
+        self.to_init = nn.Linear(H, num_layers * H)  # V', one slice per decoder layer
+        self.decoder = Recurrent(cell, E + H, H, num_layers, dropout)
+        self.output = MaxoutOutput(H, E, H, maxout_size, tgt_vocab, dropout)
+
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> Memory:
+        lengths = src_lengths.clamp(min=1)  # an empty source reads one PAD (zero) embedding
+        _, state = self.encoder(self.dropout(self.src_embed(src)), lengths)
+        h_T = self.encoder.hidden(state)[-1]  # (B, H): top layer at each sentence's last word
+        return {"context": torch.tanh(self.to_context(h_T))}  # c (B, H)
+
+    def init_state(self, memory: Memory) -> State:
+        c = memory["context"]  # (B, H)
+        h0 = torch.tanh(self.to_init(c))  # (B, L*H)
+        h0 = h0.view(-1, self.num_layers, self.hidden_size).transpose(0, 1)  # (L, B, H)
+        return self.decoder.state_from_hidden(h0)
+
+    def step(self, prev_tokens: torch.Tensor, state: State,
+             memory: Memory) -> tuple[torch.Tensor, State, None]:
+        c = memory["context"]  # (B, H)
+        e = self.dropout(self.tgt_embed(prev_tokens))  # (B, E)
+        h, state = self.decoder.step(torch.cat([e, c], dim=-1), state)  # h'_t (B, H)
+        logits = self.output(h, e, c)  # (B, V)
+        return torch.log_softmax(logits, dim=-1), state, None
+
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
+                tgt_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
+        memory = self.encode(src, src_lengths)
+        c = memory["context"].unsqueeze(1).expand(-1, tgt_in.size(1), -1)  # (B, T_y, H)
+        e = self.dropout(self.tgt_embed(tgt_in))  # (B, T_y, E)
+        # No attention, so all steps run in one (cuDNN) call over the packed targets.
+        h, _ = self.decoder(torch.cat([e, c], dim=-1), tgt_lengths, self.init_state(memory))  # (B, T_y, H)
+        return self.output(h, e, c), None  # logits (B, T_y, V)

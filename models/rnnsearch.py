@@ -1,0 +1,86 @@
+"""RNNsearch (Bahdanau, Cho, Bengio 2014, "Neural Machine Translation by Jointly Learning to Align
+and Translate", arXiv 1409.0473, Sec. 3 and App. A).
+
+    h_j = [h→_j; h←_j]                                   bidirectional encoder (A.2.1), packed
+    s_0 = tanh(W_s h←_1)                                  decoder initial state          (A.2.2)
+    c_i = Σ_j α_ij h_j,  α_i = attention(s_{i-1}, h)      additive attention (models.attention)
+    t_i = maxout(U_o s_{i-1} + V_o E y_{i-1} + C_o c_i)   deep output                    (A.2.2)
+    p(y_i | y_<i, x) = softmax(W_o t_i)
+    s_i = f(s_{i-1}, [E y_{i-1}; c_i])                     decoder recurrence
+
+As in the paper, the word y_i is predicted from s_{i-1} (with y_{i-1} and c_i); s_i is computed
+afterwards and is first used for y_{i+1}. c_i depends on s_{i-1}, so teacher forcing is a loop over
+target steps. With several layers the top layer's state is the attention query and W_s
+initialises every decoder layer; an LSTM's memory cell starts at zero.
+"""
+
+import torch
+from torch import nn
+
+from models.attention import AdditiveAttention
+from models.cells import Recurrent, State
+from models.encoder_decoder import EncoderDecoder, Memory
+from models.maxout import MaxoutOutput
+from models.sequences import length_mask
+from models.special_tokens import PAD
+
+
+class RNNSearch(EncoderDecoder):
+    def __init__(self, src_vocab: int, tgt_vocab: int, cell: str = "gru", emb_size: int = 620,
+                 hidden_size: int = 1000, maxout_size: int = 500, attention_size: int = 1000,
+                 num_layers: int = 1, dropout: float = 0.0):
+        super().__init__()
+        H, E = hidden_size, emb_size
+        self.num_layers, self.hidden_size = num_layers, hidden_size
+        self.src_embed = nn.Embedding(src_vocab, E, padding_idx=PAD)
+        self.tgt_embed = nn.Embedding(tgt_vocab, E, padding_idx=PAD)
+        self.dropout = nn.Dropout(dropout)
+        self.encoder = Recurrent(cell, E, H, num_layers, dropout, bidirectional=True)  # annotations 2H
+        self.attention = AdditiveAttention(H, 2 * H, attention_size)
+        self.to_init = nn.Linear(H, num_layers * H)  # W_s, one slice per decoder layer
+        self.decoder = Recurrent(cell, E + 2 * H, H, num_layers, dropout)
+        self.output = MaxoutOutput(H, E, 2 * H, maxout_size, tgt_vocab, dropout)
+
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> Memory:
+        lengths = src_lengths.clamp(min=1)  # an empty source reads one PAD (zero) embedding
+        annotations, state = self.encoder(self.dropout(self.src_embed(src)), lengths)  # (B, T_x, 2H)
+        # Final state of the top backward layer: it ends on word 1, so it is h←_1.
+        backward_first = self.encoder.hidden(state)[-1]  # (B, H)
+        return {
+            "annotations": annotations,  # h_j (B, T_x, 2H)
+            "keys": self.attention.project_keys(annotations),  # U h_j (B, T_x, A)
+            "mask": length_mask(lengths, src.size(1)),  # (B, T_x)
+            "backward_first": backward_first,  # h←_1 (B, H)
+        }
+
+    def init_state(self, memory: Memory) -> State:
+        s0 = torch.tanh(self.to_init(memory["backward_first"]))  # (B, L*H)
+        s0 = s0.view(-1, self.num_layers, self.hidden_size).transpose(0, 1)  # (L, B, H)
+        return self.decoder.state_from_hidden(s0)
+
+    def _step(self, e: torch.Tensor, state: State,
+              memory: Memory) -> tuple[torch.Tensor, State, torch.Tensor]:
+        """Embedded y_{i-1} (B, E) -> logits for y_i (B, V), s_i, α_i (B, T_x)."""
+        s_prev = self.decoder.hidden(state)[-1]  # s_{i-1} (B, H), top layer
+        context, alpha = self.attention(s_prev, memory["annotations"], memory["keys"], memory["mask"])
+        logits = self.output(s_prev, e, context)  # (B, V)
+        _, state = self.decoder.step(torch.cat([e, context], dim=-1), state)  # s_i
+        return logits, state, alpha
+
+    def step(self, prev_tokens: torch.Tensor, state: State,
+             memory: Memory) -> tuple[torch.Tensor, State, torch.Tensor]:
+        logits, state, alpha = self._step(self.dropout(self.tgt_embed(prev_tokens)), state, memory)
+        return torch.log_softmax(logits, dim=-1), state, alpha
+
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
+                tgt_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """tgt_lengths is not needed: steps past a sentence's end only produce logits the loss ignores."""
+        memory = self.encode(src, src_lengths)
+        state = self.init_state(memory)
+        emb = self.dropout(self.tgt_embed(tgt_in))  # (B, T_y, E), all steps at once
+        logits, alphas = [], []
+        for i in range(tgt_in.size(1)):
+            logit, state, alpha = self._step(emb[:, i], state, memory)
+            logits.append(logit)
+            alphas.append(alpha)
+        return torch.stack(logits, dim=1), torch.stack(alphas, dim=1)  # (B, T_y, V), (B, T_y, T_x)

@@ -1,0 +1,170 @@
+"""Greedy decoding and batched beam search for any ``EncoderDecoder`` (RNNenc, RNNsearch).
+
+Both run the whole batch at once on the model's device (beam search: B*K rows), and return one
+``Hypothesis`` per sentence, in batch order.
+
+- Output length: a sentence of |x| source words gets at most floor(max_len_a * |x| + max_len_b)
+  output words; at that step EOS is the only allowed token, so every hypothesis ends with EOS.
+- Length normalisation (Wu et al. 2016, GNMT, Eq. 14): hypotheses are ranked by
+  ``score = log p(y, EOS | x) / lp``, ``lp = ((5 + |y| + 1) / 6) ** alpha`` (EOS counted);
+  alpha = 0 ranks by plain log-probability. Greedy reports the same score.
+- Beam search keeps the K best unfinished hypotheses per sentence. At each step it takes the 2K
+  best extensions: those ending in EOS among the first K are finished and set aside (only the best
+  one per sentence is kept, as a tensor), the K best others go on. A sentence stops when its best
+  extension ends in EOS (as in OpenNMT) or at its length limit: log-probabilities only fall, so with
+  alpha = 0 no open hypothesis can beat it any more (stopping after K finished ones, as fairseq
+  does, can end before the greedy path does). With K = 1 this is greedy search, for any alpha.
+- PAD and BOS are never produced. Both run without gradients in eval mode (no dropout) and restore
+  the model's mode afterwards.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from models.encoder_decoder import EncoderDecoder
+from models.special_tokens import BOS, EOS, PAD
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # output words, without BOS/EOS
+    log_prob: float  # log p(tokens, EOS | source), natural log
+    score: float  # log_prob / length penalty: what the search ranks by
+    attention: torch.Tensor | None  # (len(tokens), source length) on the CPU, RNNsearch only
+
+
+def length_penalty(length: torch.Tensor | int, alpha: float):
+    """GNMT's lp for a hypothesis of ``length`` predicted symbols (EOS included)."""
+    return ((5 + length) / 6) ** alpha
+
+
+def max_lengths(src_lengths: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """(B,) longest output per sentence (words, EOS not counted), at least 1."""
+    return (a * src_lengths.double() + b).floor().long().clamp(min=1)
+
+
+def _restrict(log_probs: torch.Tensor, force_eos: torch.Tensor) -> torch.Tensor:
+    """log_probs (N, V): forbid PAD and BOS everywhere and everything but EOS where force_eos (N,)."""
+    vocab = torch.arange(log_probs.size(-1), device=log_probs.device)  # (V,)
+    banned = (vocab == PAD) | (vocab == BOS) | (force_eos.unsqueeze(1) & (vocab != EOS))  # (N, V)
+    return log_probs.masked_fill(banned, float("-inf"))
+
+
+def _hypotheses(tokens: torch.Tensor, lengths: torch.Tensor, log_probs: torch.Tensor, alpha: float,
+                attention: torch.Tensor | None, src_lengths: torch.Tensor) -> list[Hypothesis]:
+    """Batch tensors (B, T_y), (B,), (B,), (B, T_y, T_x) -> one Hypothesis per sentence."""
+    tokens, lengths, log_probs = tokens.cpu(), lengths.tolist(), log_probs.tolist()
+    src_lengths = src_lengths.tolist()
+    if attention is not None:
+        attention = attention.float().cpu()
+    out = []
+    for b, n in enumerate(lengths):
+        att = None if attention is None else attention[b, :n, : src_lengths[b]]
+        score = log_probs[b] / length_penalty(n + 1, alpha)
+        out.append(Hypothesis(tokens[b, :n].tolist(), log_probs[b], score, att))
+    return out
+
+
+@torch.no_grad()
+def greedy_search(model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Tensor,
+                  max_len_a: float = 1.5, max_len_b: float = 10, alpha: float = 0.6) -> list[Hypothesis]:
+    """The most likely word at each step. src (B, T_x), src_lengths (B,)."""
+    was_training = model.training
+    model.eval()
+    src_lengths = src_lengths.to(src.device)
+    memory = model.encode(src, src_lengths)
+    B, device = src.size(0), src.device
+    limit = max_lengths(src_lengths, max_len_a, max_len_b)  # (B,)
+    prev = torch.full((B,), BOS, dtype=torch.long, device=device)
+    state = model.init_state(memory)
+    log_prob = torch.zeros(B, dtype=torch.float64, device=device)
+    length = torch.zeros(B, dtype=torch.long, device=device)  # words before EOS
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    words, alphas = [], []
+    for t in range(int(limit.max()) + 1):
+        log_probs, state, attention = model.step(prev, state, memory)  # (B, V)
+        best, prev = _restrict(log_probs, t >= limit).max(-1)  # (B,), (B,)
+        log_prob += best.double().masked_fill(done, 0)
+        length += (~done & (prev != EOS)).long()
+        done |= prev == EOS
+        words.append(prev)
+        alphas.append(attention)
+        if done.all():
+            break
+    model.train(was_training)
+    attention = None if alphas[0] is None else torch.stack(alphas, dim=1)  # (B, T_y, T_x)
+    return _hypotheses(torch.stack(words, dim=1), length, log_prob, alpha, attention, src_lengths)
+
+
+@torch.no_grad()
+def beam_search(model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: int = 5,
+                max_len_a: float = 1.5, max_len_b: float = 10, alpha: float = 0.6) -> list[Hypothesis]:
+    """Batched beam search; returns the best finished hypothesis of each sentence."""
+    was_training = model.training
+    model.eval()
+    src_lengths = src_lengths.to(src.device)
+    memory = model.encode(src, src_lengths)
+    B, K, T_x, device = src.size(0), beam_size, src.size(1), src.device
+    limit = max_lengths(src_lengths, max_len_a, max_len_b)  # (B,)
+    T_max = int(limit.max())
+    rows = torch.arange(B, device=device)
+    memory = model.reorder_memory(memory, rows.repeat_interleave(K))  # (B*K, …): K copies each
+    state = model.init_state(memory)
+    prev = torch.full((B * K,), BOS, dtype=torch.long, device=device)
+    # Only beam 0 is alive at the start, so the first step does not pick K copies of one word.
+    scores = torch.full((B, K), float("-inf"), dtype=torch.float64, device=device)
+    scores[:, 0] = 0
+    history = torch.zeros(B, K, 0, dtype=torch.long, device=device)  # words so far
+    att_history = None  # (B, K, t, T_x) for models with attention
+    # The best finished hypothesis per sentence, set aside.
+    best_score = torch.full((B,), float("-inf"), dtype=torch.float64, device=device)
+    best_log_prob = torch.full((B,), float("-inf"), dtype=torch.float64, device=device)
+    best_tokens = torch.full((B, T_max), PAD, dtype=torch.long, device=device)
+    best_length = torch.zeros(B, dtype=torch.long, device=device)
+    best_att = None
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+
+    for t in range(T_max + 1):
+        log_probs, state, attention = model.step(prev, state, memory)  # (B*K, V), …, (B*K, T_x)
+        V = log_probs.size(-1)
+        log_probs = _restrict(log_probs, (t >= limit).repeat_interleave(K)).double()
+        candidates = (scores.unsqueeze(-1) + log_probs.view(B, K, V)).view(B, K * V)
+        top_scores, top_index = candidates.topk(2 * K, dim=1)  # (B, 2K)
+        top_beam, top_word = top_index // V, top_index % V  # (B, 2K)
+        if attention is not None and att_history is None:
+            att_history = attention.new_zeros(B, K, 0, T_x)
+            best_att = attention.new_zeros(B, T_max, T_x)
+
+        # Set aside hypotheses that end here: EOS among the K best, alive, sentence not done.
+        is_eos = top_word == EOS
+        ends = is_eos[:, :K] & top_scores[:, :K].isfinite() & ~done.unsqueeze(1)  # (B, K)
+        normalised = (top_scores[:, :K] / length_penalty(t + 1, alpha)).masked_fill(~ends, float("-inf"))
+        new_score, k = normalised.max(dim=1)  # (B,)
+        better = new_score > best_score
+        beam = top_beam[rows, k]  # (B,) which live beam the best new one extends
+        best_score = torch.where(better, new_score, best_score)
+        best_log_prob = torch.where(better, top_scores[rows, k], best_log_prob)
+        best_length = torch.where(better, t, best_length)
+        best_tokens[:, :t] = torch.where(better.unsqueeze(1), history[rows, beam], best_tokens[:, :t])
+        if best_att is not None:
+            best_att[:, :t] = torch.where(better.view(B, 1, 1), att_history[rows, beam], best_att[:, :t])
+        done |= (is_eos[:, 0] & top_scores[:, 0].isfinite()) | (t >= limit)
+        if done.all():
+            break
+
+        # Go on with the K best extensions that do not end (EOS ranked last, order kept otherwise).
+        order = (torch.arange(2 * K, device=device) + is_eos * 2 * K).argsort(dim=1)[:, :K]  # (B, K)
+        scores = top_scores.gather(1, order)  # (B, K)
+        beams = top_beam.gather(1, order)  # (B, K) parent beam of each survivor
+        words = top_word.gather(1, order)  # (B, K)
+        parents = (rows.unsqueeze(1) * K + beams).view(-1)  # (B*K,) rows of the flattened batch
+        state = model.reorder_state(state, parents)
+        history = torch.cat([history[rows.unsqueeze(1), beams], words.unsqueeze(-1)], dim=2)  # (B, K, t+1)
+        if att_history is not None:
+            new_att = attention.reshape(B, K, 1, T_x)[rows.unsqueeze(1), beams]  # (B, K, 1, T_x)
+            att_history = torch.cat([att_history[rows.unsqueeze(1), beams], new_att], dim=2)
+        prev = words.view(-1)
+
+    model.train(was_training)
+    return _hypotheses(best_tokens, best_length, best_log_prob, alpha, best_att, src_lengths)
