@@ -43,3 +43,15 @@ def build_model(name: str, src_vocab: int, tgt_vocab: int, **sizes) -> nn.Module
     if family == "rnnenc":
         return RNNEncoderDecoder(src_vocab, tgt_vocab, cell, **kwargs)
     return RNNSearch(src_vocab, tgt_vocab, cell, **kwargs)
+
+
+def task_class(name: str):
+    """The LightningModule that trains model ``name``: a language model or a translation task."""
+    family, _ = parse_model_name(name)
+    if family == "lm":
+        from models.language_model_task import LanguageModelTask
+
+        return LanguageModelTask
+    from models.translation_task import TranslationTask
+
+    return TranslationTask

@@ -103,8 +103,38 @@ class PrepareConfig(Section):
         return self
 
 
+class ModelConfig(Section):
+    """Sizes shared by every architecture (DESIGN §3); a family ignores the sizes it has no use for."""
+
+    emb_size: int = Field(default=128, gt=0)
+    hidden_size: int = Field(default=256, gt=0)
+    maxout_size: int = Field(default=256, gt=0)  # pieces of the deep output (Bahdanau App. A.2.2)
+    attention_size: int = Field(default=256, gt=0)
+    num_layers: int = Field(default=1, gt=0)
+    dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
+
+
+class TrainConfig(Section):
+    """What the LightningModules and the DataModule take: loss, optimizer, batches, dev metrics."""
+
+    optimizer: Literal["adam", "adadelta"] = "adam"  # adadelta: ρ=0.95, ε=1e-6 as in the paper
+    lr: float = Field(default=1e-3, gt=0.0)  # adadelta's paper setting is 1.0
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    schedule: Literal["none", "plateau"] = "plateau"  # plateau: halve lr when dev loss stalls
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    gradient_clip: float = Field(default=1.0, ge=0.0)  # max global L2 norm, 0 = off
+    batch_tokens: int = Field(default=4000, gt=0)  # padded tokens per batch (source or target side)
+    seed: int = 1234
+    dev_bleu_every: int = Field(default=1, ge=0)  # epochs between dev BLEU measurements, 0 = never
+    dev_bleu_sentences: int = Field(default=200, gt=0)  # the fixed dev sample BLEU is measured on
+    beam_size: int = Field(default=1, ge=1)  # for dev BLEU; 1 = greedy
+    length_alpha: float = Field(default=0.6, ge=0.0)  # GNMT length normalisation in search
+
+
 class Params(Section):
     prepare: PrepareConfig = PrepareConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
 
 
 def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:

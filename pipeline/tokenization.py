@@ -1,7 +1,7 @@
 """Moses-style tokenization (sacremoses), run over worker processes in corpus order.
 
 Token strings are space-joined, the form both the word shortlist and the BPE trainer read.
-``detokenize`` undoes it for sacrebleu, which scores detokenized text (DESIGN §5).
+``Detokenizer`` undoes it for sacrebleu, which scores detokenized text (DESIGN §5).
 """
 from __future__ import annotations
 
@@ -90,5 +90,11 @@ class ParallelTokenizer:
             yield from pending.popleft().get()
 
 
-def detokenize(tokens: list[str], lang: str) -> str:
-    return MosesDetokenizer(lang).detokenize(tokens)
+class Detokenizer:
+    """Moses tokens back to text, as sacrebleu wants it (its own tokenizer runs on top)."""
+
+    def __init__(self, lang: str) -> None:
+        self._moses = MosesDetokenizer(lang)
+
+    def __call__(self, tokens: list[str]) -> str:
+        return self._moses.detokenize(tokens)

@@ -57,7 +57,7 @@ class Vocabulary:
             yield np.fromiter((stoi.get(token, UNK) for token in line.split()), dtype=np.int32)
 
     def decode(self, ids: Iterable[int]) -> list[str]:
-        """Moses tokens (BPE pieces merged back into words), ready for ``detokenize``."""
+        """Moses tokens (BPE pieces merged back into words), ready for ``tokenization.Detokenizer``."""
         ids = [int(i) for i in ids]
         if self._bpe is not None:
             return self._bpe.decode(ids, skip_special_tokens=False).split()

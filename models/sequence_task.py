@@ -1,0 +1,73 @@
+"""What both Lightning tasks share: masked cross-entropy, optimizer and schedule, dev loss/perplexity.
+
+The tasks only wire training; the architectures are plain ``nn.Module``s built by
+``models.registry.build_model``. A task subclass says how a batch becomes (logits, targets).
+Optimizers: Adam, or Adadelta with ρ = 0.95, ε = 1e-6 (Bahdanau et al. 2014 App. B.2).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torchmetrics import SumMetric
+
+from models.loss import masked_nll
+from models.registry import build_model
+from models.special_tokens import PAD
+
+
+class SequenceTask(pl.LightningModule):
+    def __init__(self, model_name: str, src_vocab: int, tgt_vocab: int, model: dict[str, Any],
+                 train: dict[str, Any]) -> None:
+        """``model``: the sizes of params.yaml's `model` section; ``train``: its `train` section."""
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = build_model(model_name, src_vocab, tgt_vocab, **model)
+        self.train_config = train
+        # Sums over the dev set, added up across DDP ranks before the per-token mean is taken.
+        self.dev_nll, self.dev_tokens = SumMetric(), SumMetric()
+
+    def logits_and_targets(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, V) logits and their (B, T) targets, PAD where no loss is taken."""
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> torch.Tensor:
+        logits, targets = self.logits_and_targets(batch)
+        loss = masked_nll(logits, targets, label_smoothing=self.train_config["label_smoothing"])
+        tokens = int((targets != PAD).sum())
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=tokens,
+                 sync_dist=True)
+        self.log("train_tokens", float(tokens), on_step=False, on_epoch=True, reduce_fx="sum", sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> None:
+        logits, targets = self.logits_and_targets(batch)
+        self.dev_nll.update(masked_nll(logits.float(), targets, reduction="sum"))
+        self.dev_tokens.update((targets != PAD).sum())
+
+    def on_validation_epoch_end(self) -> None:
+        mean_nll = self.dev_nll.compute() / self.dev_tokens.compute().clamp(min=1)
+        self.log("dev_loss", mean_nll, prog_bar=True)
+        self.log("dev_ppl", torch.exp(mean_nll.clamp(max=50)), prog_bar=True)  # clamp: no inf at init
+        self.dev_nll.reset()
+        self.dev_tokens.reset()
+
+    def configure_optimizers(self) -> Any:
+        config = self.train_config
+        if config["optimizer"] == "adadelta":
+            optimizer = torch.optim.Adadelta(self.parameters(), lr=config["lr"], rho=0.95, eps=1e-6,
+                                             weight_decay=config["weight_decay"])
+        else:
+            optimizer = torch.optim.Adam(self.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+        if config["schedule"] == "none":
+            return optimizer
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=1)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": plateau, "monitor": "dev_loss", "interval": "epoch"}}
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Clip the global gradient norm to params' ``train.gradient_clip`` (Pascanu et al. 2013)."""
+        limit = gradient_clip_val or self.train_config["gradient_clip"]
+        if limit:
+            self.clip_gradients(optimizer, gradient_clip_val=limit, gradient_clip_algorithm="norm")

@@ -1,0 +1,69 @@
+"""Length-bucketed batches under a token budget, reshuffled every epoch, split across DDP ranks.
+
+Sentences of similar length go together (little padding, and an RNN's cost is the padded
+length), each batch holding at most ``batch_tokens`` padded tokens. Every rank builds the same
+batch list from the same seed and epoch, then takes every ``world_size``-th batch: the shares are
+disjoint, and the list is first padded with repeats so that every rank runs the same number of
+steps (DDP's collective calls would otherwise hang on the rank that runs out first).
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+from torch.utils.data import Sampler
+
+
+def token_budget_batches(lengths: np.ndarray, batch_tokens: int, order: np.ndarray) -> list[np.ndarray]:
+    """Consecutive runs of ``order`` (sorted by length) whose padded size fits the budget.
+
+    A sentence longer than the budget gets a batch of its own rather than being dropped.
+    """
+    batches, start, longest = [], 0, 0
+    for position, index in enumerate(order):
+        longest_with = max(longest, int(lengths[index]))
+        if position > start and longest_with * (position - start + 1) > batch_tokens:
+            batches.append(order[start:position])
+            start, longest_with = position, int(lengths[index])
+        longest = longest_with
+    if start < len(order):
+        batches.append(order[start:])
+    return batches
+
+
+class TokenBudgetBatchSampler(Sampler[list[int]]):
+    def __init__(self, lengths: np.ndarray, batch_tokens: int, shuffle: bool, seed: int,
+                 rank: int = 0, world_size: int = 1) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside world size {world_size}")
+        self.lengths = np.asarray(lengths)
+        self.batch_tokens, self.shuffle, self.seed = batch_tokens, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        # Lightning calls set_epoch on ``dataloader.batch_sampler.sampler``, not on the batch sampler.
+        self.sampler = self
+        # The count depends only on the sorted lengths, not on how ties are broken: fixed per epoch.
+        self._batches_per_rank = -(-len(self._all_batches(0)) // world_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning before every epoch: a new shuffle, the same on every rank."""
+        self.epoch = epoch
+
+    def _all_batches(self, epoch: int) -> list[np.ndarray]:
+        rng = np.random.default_rng((self.seed, epoch))
+        tie_break = rng.random(len(self.lengths)) if self.shuffle else np.arange(len(self.lengths))
+        order = np.lexsort((tie_break, self.lengths))  # by length; random among equal lengths
+        batches = token_budget_batches(self.lengths, self.batch_tokens, order)
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._all_batches(self.epoch)
+        total = self._batches_per_rank * self.world_size
+        batches = batches + batches[: total - len(batches)]  # repeats so every rank gets as many
+        for batch in batches[self.rank :: self.world_size]:
+            yield batch.tolist()
+
+    def __len__(self) -> int:
+        return self._batches_per_rank

@@ -1,0 +1,63 @@
+"""The Lightning tasks with a real Trainer on the tiny corpus: loss, metrics, optimizers, checkpoints."""
+import pytest
+import torch
+
+from models.registry import task_class
+from pipeline.datamodule import ParallelSplit, collate
+from tests.training.fitting import fit
+from tests.training.tiny_corpus import write_tiny_corpus
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return write_tiny_corpus(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("name", ["rnnsearch-gru", "rnnenc-lstm"])
+def test_translation_learns_and_dev_bleu_rises(tiny, name):
+    _, _, history = fit(name, tiny, epochs=10)
+    first, last = history.epochs[0], history.epochs[-1]
+    assert {"dev_loss", "dev_ppl", "dev_bleu", "train_loss_epoch"} <= set(last)
+    assert last["dev_loss"] < 0.5 * first["dev_loss"]
+    assert last["dev_ppl"] == pytest.approx(torch.exp(torch.tensor(last["dev_loss"])).item(), rel=1e-4)
+    assert last["dev_bleu"] > first["dev_bleu"] and last["dev_bleu"] > 20
+
+
+def test_language_model_perplexity_falls(tiny):
+    _, _, history = fit("lm-jordan", tiny, epochs=4)
+    assert history.epochs[-1]["dev_ppl"] < history.epochs[0]["dev_ppl"]
+    assert "dev_bleu" not in history.epochs[-1]
+
+
+def test_adadelta_with_the_papers_settings(tiny):
+    task, trainer, _ = fit("rnnenc-gru", tiny, epochs=1, optimizer="adadelta", lr=1.0, schedule="none",
+                           label_smoothing=0.1, dev_bleu_every=0)
+    optimizer = trainer.optimizers[0]
+    assert isinstance(optimizer, torch.optim.Adadelta)
+    assert optimizer.defaults["rho"] == 0.95 and optimizer.defaults["eps"] == 1e-6
+
+
+def test_checkpoint_loads_with_weights_only_and_gives_identical_outputs(tiny, tmp_path):
+    task, trainer, _ = fit("rnnsearch-lstm", tiny, epochs=1, dev_bleu_every=0)
+    path = tmp_path / "last.ckpt"
+    trainer.save_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)  # no pickled code needed to read it
+    restored = task_class("rnnsearch-lstm")(**checkpoint["hyper_parameters"])
+    restored.load_state_dict(checkpoint["state_dict"])
+    loaded = task_class("rnnsearch-lstm").load_from_checkpoint(path, weights_only=True)
+    batch = collate([ParallelSplit(tiny / "dev")[i] for i in range(8)])
+    task.eval(), restored.eval(), loaded.eval()
+    with torch.no_grad():
+        expected = task.logits_and_targets(batch)[0]
+        assert torch.equal(restored.logits_and_targets(batch)[0], expected)
+        assert torch.equal(loaded.logits_and_targets(batch)[0], expected)
+    assert [h.tokens for h in loaded.translate(batch["src"], batch["src_lengths"], beam_size=3)] == \
+        [h.tokens for h in task.translate(batch["src"], batch["src_lengths"], beam_size=3)]
