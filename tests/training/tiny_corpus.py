@@ -25,6 +25,7 @@ def write_tiny_corpus(root: Path, sizes=(("train", 1024), ("dev", 32), ("test", 
     tgt_vocab.save(root / "vocab/tgt.json")
     (root / "corpus.json").write_text(json.dumps({"src_lang": "en", "tgt_lang": "fr", "lowercase": True,
                                                   "references": ["tgt.txt"]}))
+    (root / "stats.json").write_text(json.dumps({"pairs": dict(sizes), "dropped": {}}))
     for split, count in sizes:
         directory = root / split
         directory.mkdir()

@@ -1,0 +1,80 @@
+"""MLflow runs of the pipeline: one experiment, a parent run per pipeline execution, a child per model.
+
+Stages are separate processes (DVC runs each on its own), so they find their runs by tags rather
+than by passing ids around: the parent is keyed by the git commit and the params.yaml content (one
+pipeline execution = one revision of code and params), a child by (parent, corpus, model). Every
+stage that touches a model's run calls ``model_run`` and gets the same run back.
+
+The default store is embedded: ``sqlite:///<project>/mlflow.db`` (no server); ``mlflow.tracking_uri``
+in params or ``$MLFLOW_TRACKING_URI`` point elsewhere, e.g. a server started by ``make ui``.
+The experiment is created here, on the driver, before any run (never ``mlflow.set_experiment``: it
+exports MLFLOW_EXPERIMENT_ID to child processes, DESIGN §7).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+from pipeline.config import PARAMS_FILE, MlflowConfig
+
+ROLE, KEY, CORPUS, MODEL = "bottleneck.role", "bottleneck.pipeline_key", "bottleneck.corpus", "bottleneck.model"
+
+
+def tracking_uri(config: MlflowConfig) -> str:
+    return config.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def pipeline_key(commit: str) -> str:
+    params = PARAMS_FILE.read_bytes() if PARAMS_FILE.exists() else b""
+    return hashlib.sha256(commit.encode() + b"\0" + params).hexdigest()[:16]
+
+
+class Tracker:
+    """An MlflowClient bound to the project's experiment and the current pipeline execution."""
+
+    def __init__(self, config: MlflowConfig) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.uri = tracking_uri(config)
+        self.client = MlflowClient(self.uri)
+        experiment = self.client.get_experiment_by_name(config.experiment)
+        self.experiment_id = (experiment.experiment_id if experiment is not None
+                              else self.client.create_experiment(config.experiment))
+        self.commit = git_commit()
+        self.key = pipeline_key(self.commit)
+
+    def _find(self, filters: dict[str, str]) -> str | None:
+        query = " and ".join(f"tags.`{name}` = '{value}'" for name, value in filters.items())
+        runs = self.client.search_runs([self.experiment_id], query, max_results=1, order_by=["start_time ASC"])
+        return runs[0].info.run_id if runs else None
+
+    def parent_run(self) -> str:
+        filters = {ROLE: "pipeline", KEY: self.key}
+        run_id = self._find(filters)
+        if run_id is None:
+            tags = {**filters, "mlflow.source.git.commit": self.commit}
+            run_id = self.client.create_run(self.experiment_id, tags=tags,
+                                            run_name=f"pipeline {self.commit[:8]} {self.key[:6]}").info.run_id
+        return run_id
+
+    def model_run(self, corpus: str, model: str, stage: str) -> str:
+        """The child run of (corpus, model) in this pipeline execution, created on first use."""
+        parent = self.parent_run()
+        filters = {ROLE: "model", KEY: self.key, CORPUS: corpus, MODEL: model}
+        run_id = self._find(filters)
+        if run_id is None:
+            family, _, cell = model.partition("-")
+            tags = {**filters, "mlflow.parentRunId": parent, "mlflow.source.git.commit": self.commit,
+                    "model": model, "family": family, "cell": cell, "corpus": corpus}
+            run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=f"{corpus}/{model}").info.run_id
+        self.client.set_tag(run_id, f"dvc.stage.{stage}", "ran")
+        return run_id

@@ -1,0 +1,186 @@
+"""`train` stage: fit one architecture on a prepared corpus with a Lightning Trainer built from params.
+
+    python -m pipeline.train rnnsearch-gru                      # the Bible corpus (data/prepared)
+    python -m pipeline.train rnnsearch-gru --corpus synthetic   # the controlled corpus
+
+Writes ``checkpoints/<corpus>/<model>/{best,last}.ckpt`` (best = lowest dev loss, what evaluate
+uses; last = saved every ``train.checkpoint_every_minutes`` and at the end) and
+``reports/train/<corpus>/<model>.{json,csv}`` (summary metric, per-epoch curve). A run that was
+interrupted, even by SIGKILL, resumes from its newest checkpoint when started again with the same
+model, data and optimisation settings; the time budget counts across resumes (Lightning's Timer
+state lives in the checkpoint). Devices > 1 trains with DDP, one process per device.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import shutil
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Optional
+
+from pipeline.config import Params, load_params
+from pipeline.errors import ConfigError, UserError, stage_entry_point
+
+CORPORA = {"bible": Path("data/prepared"), "synthetic": Path("data/synthetic")}
+# Settings that only say how long or where to train: changing them continues a run, not restarts it.
+CONTINUABLE = {"max_epochs", "time_budget_minutes", "early_stopping_patience", "accelerator", "devices",
+               "num_workers", "checkpoint_every_minutes", "dev_bleu_every", "dev_bleu_sentences"}
+MODEL_CODE = Path(__file__).resolve().parents[1] / "models"
+
+
+def fingerprint(model: str, params: Params, data_dir: Path) -> str:
+    """Identifies what a checkpoint was trained for: resuming across a change of any of it is wrong."""
+    train = {k: v for k, v in params.train.model_dump(mode="json").items() if k not in CONTINUABLE}
+    digest = hashlib.sha256(json.dumps([model, params.model.model_dump(), train], sort_keys=True).encode())
+    for path in [data_dir / "stats.json", data_dir / "corpus.json", *sorted(MODEL_CODE.glob("*.py"))]:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def resume_checkpoint(directory: Path, key: str) -> Optional[Path]:
+    """The newest checkpoint of a compatible earlier run; stale ones are removed."""
+    stamp = directory / "fingerprint"
+    if stamp.exists() and stamp.read_text() == key:
+        candidates = [p for p in (directory / "last.ckpt", directory / "best.ckpt") if p.exists()]
+        return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    stamp.write_text(key)
+    return None
+
+
+def epoch_history_callback(timer):
+    import pytorch_lightning as pl
+
+    class EpochHistory(pl.Callback):
+        """Per-epoch metrics; part of the checkpoint, so the curve survives a resume."""
+
+        def __init__(self) -> None:
+            self.rows: list[dict[str, Any]] = []
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            metrics = {k: round(float(v), 5) for k, v in trainer.callback_metrics.items()
+                       if k in ("train_loss_epoch", "dev_loss", "dev_ppl", "dev_bleu")}
+            lr = trainer.optimizers[0].param_groups[0]["lr"]
+            self.rows.append({"epoch": trainer.current_epoch + 1, "step": trainer.global_step, **metrics,
+                              "lr": lr, "minutes": round(timer.time_elapsed("train") / 60, 2)})
+
+        def state_dict(self) -> dict[str, Any]:
+            return {"rows": self.rows}
+
+        def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+            self.rows = state_dict["rows"]
+
+    return EpochHistory()
+
+
+def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, Timer
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    from models.registry import parse_model_name, task_class
+    from pipeline.datamodule import PreparedDataModule
+    from pipeline.dev_bleu import DevBleu
+    from pipeline.tracking import Tracker
+    from pipeline.vocabulary import Vocabulary
+
+    family, _ = parse_model_name(model)
+    data_dir = CORPORA[corpus]
+    if not (data_dir / "stats.json").exists():
+        stage = "prepare" if corpus == "bible" else "prepare_synthetic"
+        raise UserError(f"{data_dir}: no prepared corpus (run `dvc repro {stage}` first)")
+    config = params.train
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    checkpoints = Path("checkpoints") / corpus / model
+    rank_zero = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    resume = resume_checkpoint(checkpoints, fingerprint(model, params, data_dir)) if rank_zero else None
+
+    vocab_sizes = [len(Vocabulary.load(data_dir / f"vocab/{side}.json")) for side in ("src", "tgt")]
+    task = task_class(model)(model, *vocab_sizes, params.model.model_dump(), config.model_dump())
+    timer = Timer(duration=timedelta(minutes=getattr(config.time_budget_minutes, family)), interval="step")
+    history = epoch_history_callback(timer)
+    best = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="dev_loss", mode="min", save_top_k=1,
+                           auto_insert_metric_name=False, enable_version_counter=False)
+    last = ModelCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False,
+                           train_time_interval=timedelta(minutes=config.checkpoint_every_minutes))
+    callbacks = [timer, history, best, last]
+    if config.early_stopping_patience:
+        callbacks.append(EarlyStopping(monitor="dev_loss", mode="min", patience=config.early_stopping_patience))
+    if family != "lm":
+        callbacks.append(DevBleu(data_dir, config.dev_bleu_sentences, config.dev_bleu_every, config.beam_size))
+
+    tracker = Tracker(params.mlflow) if rank_zero else None
+    run_id = tracker.model_run(corpus, model, "train") if tracker else None
+    logger = MLFlowLogger(experiment_name=params.mlflow.experiment, tracking_uri=tracker.uri if tracker else None,
+                          run_id=run_id) if tracker else False
+    trainer = pl.Trainer(
+        accelerator=config.accelerator, devices=config.devices,
+        strategy="ddp" if config.devices > 1 else "auto", precision=config.precision,
+        max_epochs=config.max_epochs, use_distributed_sampler=False, callbacks=callbacks, logger=logger,
+        num_sanity_val_steps=0, log_every_n_steps=10,
+    )
+    datamodule = PreparedDataModule(data_dir, config.batch_tokens, config.seed, target_only=family == "lm",
+                                    num_workers=config.num_workers)
+    started = time.monotonic()
+    trainer.fit(task, datamodule, ckpt_path=resume)
+    if not trainer.is_global_zero:
+        return {}
+    trainer.save_checkpoint(checkpoints / "last.ckpt")
+    if not (checkpoints / "best.ckpt").exists():  # the budget ran out before the first validation
+        shutil.copy(checkpoints / "last.ckpt", checkpoints / "best.ckpt")
+
+    summary = {
+        "best_dev_loss": round(float(best.best_model_score), 5) if best.best_model_score is not None else None,
+        "epochs": trainer.current_epoch, "steps": trainer.global_step,
+        "minutes_total": round(timer.time_elapsed("train") / 60, 2),
+        "minutes_this_run": round((time.monotonic() - started) / 60, 2),
+        "resumed": resume is not None,
+        "stopped_by": ("time budget" if timer.time_remaining("train") <= 0 else
+                       "early stopping" if trainer.should_stop and trainer.current_epoch < config.max_epochs
+                       else "max epochs"),
+        "parameters": sum(p.numel() for p in task.parameters()),
+    }
+    if history.rows:
+        summary["best_dev_ppl"] = min(r.get("dev_ppl", float("inf")) for r in history.rows)
+        bleus = [r["dev_bleu"] for r in history.rows if "dev_bleu" in r]
+        if bleus:
+            summary["last_dev_bleu"] = bleus[-1]
+    reports = Path("reports/train") / corpus
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / f"{model}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    columns = ["epoch", "step", "train_loss_epoch", "dev_loss", "dev_ppl", "dev_bleu", "lr", "minutes"]
+    with (reports / f"{model}.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history.rows)
+    if tracker:
+        for path in (checkpoints / "best.ckpt", reports / f"{model}.json", reports / f"{model}.csv"):
+            tracker.client.log_artifact(run_id, str(path), artifact_path="train")
+        tracker.client.set_terminated(run_id)
+    return summary
+
+
+@stage_entry_point
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Train one model (see params.yaml: model, train).")
+    parser.add_argument("model", help="lm-<cell>, rnnenc-<cell> or rnnsearch-<cell>")
+    parser.add_argument("--corpus", choices=sorted(CORPORA), default="bible")
+    arguments = parser.parse_args()
+    params = load_params()
+    from models.registry import MODEL_NAMES
+
+    if arguments.model not in MODEL_NAMES:
+        raise ConfigError(f"unknown model {arguments.model!r} (allowed: {', '.join(MODEL_NAMES)})")
+    summary = train(arguments.model, arguments.corpus, params)
+    if summary:
+        print(f"trained {arguments.corpus}/{arguments.model}: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+
+
+if __name__ == "__main__":
+    main()
