@@ -22,3 +22,7 @@ test: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# MLflow UI over the embedded store, on loopback only.
+ui: $(STAMP)
+	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db

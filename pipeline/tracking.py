@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from pipeline.config import PARAMS_FILE, MlflowConfig
@@ -78,3 +79,27 @@ class Tracker:
             run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=f"{corpus}/{model}").info.run_id
         self.client.set_tag(run_id, f"dvc.stage.{stage}", "ran")
         return run_id
+
+
+def log_evaluation(config: MlflowConfig, corpus: str, metrics: dict, bucket_rows: list[dict],
+                   figures: list[Path]) -> None:
+    """Test scores into each model's child run. BLEU per bucket is the metric ``bleu_by_length``
+    with step = the bucket's lower bound, so MLflow's run comparison draws the BLEU-vs-length curves."""
+    from mlflow.entities import Metric
+
+    tracker = Tracker(config)
+    now = int(time.time() * 1000)
+    for model, scores in metrics.items():
+        run_id = tracker.model_run(corpus, model, "evaluate")
+        values = [Metric(f"test_{name}", float(value), now, 0) for name, value in scores.items()
+                  if isinstance(value, (int, float)) and name not in ("n", "no_unk_n")]
+        for row in bucket_rows:
+            if row["model"] == model and row.get("bleu") not in (None, ""):
+                lower = int(str(row["bucket"]).split("-")[0].rstrip("+"))
+                values.append(Metric("bleu_by_length", float(row["bleu"]), now, lower))
+        tracker.client.log_batch(run_id, metrics=values)
+        if "signature" in scores:
+            tracker.client.set_tag(run_id, "sacrebleu.signature", scores["signature"])
+        for figure in figures:
+            if model in figure.name or figure.name.startswith("bleu_by_length"):
+                tracker.client.log_artifact(run_id, str(figure), artifact_path="figures")

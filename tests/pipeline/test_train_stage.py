@@ -1,0 +1,101 @@
+"""The train stage as a user runs it: checkpoints, reports, resume after SIGKILL, bad params."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from tests.pipeline.helpers import REPO, assert_one_line_error, run_stage
+from tests.training.tiny_corpus import write_tiny_corpus
+
+TINY = {
+    "model": {"emb_size": 16, "hidden_size": 32, "maxout_size": 16, "attention_size": 16, "dropout": 0.0},
+    "train": {"batch_tokens": 128, "lr": 0.01, "max_epochs": 3, "dev_bleu_sentences": 16, "accelerator": "cpu",
+              "early_stopping_patience": 0},
+    "experiments": {"models": ["rnnsearch-gru", "lm-gru"], "synthetic_models": []},
+}
+
+
+def tiny_project(project, **train):
+    write_tiny_corpus(project / "data/prepared")
+    params = yaml.safe_load(yaml.safe_dump(TINY))
+    params["train"].update(train)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    return project
+
+
+def read_summary(project, model):
+    return json.loads((project / f"reports/train/bible/{model}.json").read_text())
+
+
+def test_train_writes_checkpoints_and_reports(project):
+    tiny_project(project)
+    result = run_stage(project, "train", "lm-gru")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {p.name for p in (project / "checkpoints/bible/lm-gru").iterdir()} >= {"best.ckpt", "last.ckpt"}
+    summary = read_summary(project, "lm-gru")
+    assert summary["epochs"] == 3 and summary["stopped_by"] == "max epochs" and not summary["resumed"]
+    curve = (project / "reports/train/bible/lm-gru.csv").read_text().splitlines()
+    assert curve[0].startswith("epoch,step,train_loss_epoch,dev_loss") and len(curve) == 4
+    # Started again with nothing changed, it resumes and has nothing left to do.
+    again = run_stage(project, "train", "lm-gru")
+    assert again.returncode == 0 and read_summary(project, "lm-gru")["resumed"]
+    assert read_summary(project, "lm-gru")["steps"] == summary["steps"]
+
+
+def test_sigkill_mid_epoch_then_resume_finishes(project):
+    tiny_project(project, checkpoint_every_minutes=0.005, max_epochs=4)
+    command = [sys.executable, "-m", "pipeline.train", "rnnsearch-gru"]
+    environment = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    process = subprocess.Popen(command, cwd=project, env=environment, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    last = project / "checkpoints/bible/rnnsearch-gru/last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert process.poll() is None, "training finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (project / "reports/train/bible/rnnsearch-gru.json").exists()
+
+    result = run_stage(project, "train", "rnnsearch-gru")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Restored all states from the checkpoint" in result.stderr + result.stdout
+    summary = read_summary(project, "rnnsearch-gru")
+    assert summary["resumed"] and summary["epochs"] == 4
+    assert summary["minutes_this_run"] < summary["minutes_total"] + 0.01  # earlier time counts too
+
+
+def test_changed_learning_rate_starts_over(project):
+    tiny_project(project, max_epochs=1)
+    assert run_stage(project, "train", "lm-gru").returncode == 0
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["lr"] = 0.02
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    assert run_stage(project, "train", "lm-gru").returncode == 0
+    assert not read_summary(project, "lm-gru")["resumed"]
+
+
+@pytest.mark.parametrize("section, values, needle", [
+    ("experiments", {"models": ["rnnenc-foo"]}, "experiments.models: unknown model 'rnnenc-foo'"),
+    ("experiments", {"models": []}, "experiments.models: the model list is empty"),
+    ("train", {"devices": 0}, "train.devices: Input should be greater than or equal to 1"),
+    ("evaluate", {"beam_size": 0}, "evaluate.beam_size: Input should be greater than or equal to 1"),
+    ("train", {"precision": "8"}, "train.precision"),
+])
+def test_bad_params_fail_before_any_work(project, section, values, needle):
+    tiny_project(project)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params.setdefault(section, {}).update(values)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    assert_one_line_error(run_stage(project, "train", "lm-gru"), needle, exit_code=2)
+    assert not (project / "checkpoints").exists()
+
+
+def test_unknown_model_argument(project):
+    tiny_project(project)
+    assert_one_line_error(run_stage(project, "train", "gpt-2"), "unknown model 'gpt-2'", exit_code=2)
