@@ -14,15 +14,19 @@ import numpy as np
 from torch.utils.data import Sampler
 
 
-def token_budget_batches(lengths: np.ndarray, batch_tokens: int, order: np.ndarray) -> list[np.ndarray]:
-    """Consecutive runs of ``order`` (sorted by length) whose padded size fits the budget.
+def token_budget_batches(lengths: np.ndarray, batch_tokens: int, order: np.ndarray,
+                         batch_sentences: int | None = None) -> list[np.ndarray]:
+    """Consecutive runs of ``order`` (sorted by length) whose padded size fits the budget
+    (and that hold at most ``batch_sentences`` sentences, when given).
 
     A sentence longer than the budget gets a batch of its own rather than being dropped.
     """
     batches, start, longest = [], 0, 0
+    most = batch_sentences or len(order) + 1
     for position, index in enumerate(order):
         longest_with = max(longest, int(lengths[index]))
-        if position > start and longest_with * (position - start + 1) > batch_tokens:
+        size = position - start + 1
+        if position > start and (longest_with * size > batch_tokens or size > most):
             batches.append(order[start:position])
             start, longest_with = position, int(lengths[index])
         longest = longest_with
@@ -33,11 +37,11 @@ def token_budget_batches(lengths: np.ndarray, batch_tokens: int, order: np.ndarr
 
 class TokenBudgetBatchSampler(Sampler[list[int]]):
     def __init__(self, lengths: np.ndarray, batch_tokens: int, shuffle: bool, seed: int,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1, batch_sentences: int | None = None) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world size {world_size}")
         self.lengths = np.asarray(lengths)
-        self.batch_tokens, self.shuffle, self.seed = batch_tokens, shuffle, seed
+        self.batch_tokens, self.batch_sentences, self.shuffle, self.seed = batch_tokens, batch_sentences, shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
         # Lightning calls set_epoch on ``dataloader.batch_sampler.sampler``, not on the batch sampler.
@@ -53,7 +57,7 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         rng = np.random.default_rng((self.seed, epoch))
         tie_break = rng.random(len(self.lengths)) if self.shuffle else np.arange(len(self.lengths))
         order = np.lexsort((tie_break, self.lengths))  # by length; random among equal lengths
-        batches = token_budget_batches(self.lengths, self.batch_tokens, order)
+        batches = token_budget_batches(self.lengths, self.batch_tokens, order, self.batch_sentences)
         if self.shuffle:
             batches = [batches[i] for i in rng.permutation(len(batches))]
         return batches

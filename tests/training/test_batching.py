@@ -51,3 +51,10 @@ def test_ranks_get_disjoint_shares_of_equal_length(world_size):
     assert overlap <= padding * 400  # only the padding repeats may overlap
     if padding == 0:
         assert overlap == 0
+
+
+def test_sentence_cap_as_in_the_papers_minibatch_of_80():
+    sampler = TokenBudgetBatchSampler(np.full(1000, 3), batch_tokens=10_000, shuffle=True, seed=0,
+                                      batch_sentences=80)
+    sizes = [len(batch) for batch in sampler]
+    assert max(sizes) == 80 and sum(sizes) == 1000
