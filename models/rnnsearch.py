@@ -58,19 +58,23 @@ class RNNSearch(EncoderDecoder):
         s0 = s0.view(-1, self.num_layers, self.hidden_size).transpose(0, 1)  # (L, B, H)
         return self.decoder.state_from_hidden(s0)
 
-    def _step(self, e: torch.Tensor, state: State,
-              memory: Memory) -> tuple[torch.Tensor, State, torch.Tensor]:
-        """Embedded y_{i-1} (B, E) -> logits for y_i (B, V), s_i, α_i (B, T_x)."""
+    def _recur(self, e: torch.Tensor, state: State,
+               memory: Memory) -> tuple[torch.Tensor, torch.Tensor, State, torch.Tensor]:
+        """Embedded y_{i-1} (B, E) -> s_{i-1} (B, H), c_i (B, 2H), s_i, α_i (B, T_x).
+
+        Only what the recurrence needs; the deep output (the vocabulary-sized layer) depends on
+        nothing recurrent, so teacher forcing applies it to all steps at once after the loop.
+        """
         s_prev = self.decoder.hidden(state)[-1]  # s_{i-1} (B, H), top layer
         context, alpha = self.attention(s_prev, memory["annotations"], memory["keys"], memory["mask"])
-        logits = self.output(s_prev, e, context)  # (B, V)
         _, state = self.decoder.step(torch.cat([e, context], dim=-1), state)  # s_i
-        return logits, state, alpha
+        return s_prev, context, state, alpha
 
     def step(self, prev_tokens: torch.Tensor, state: State,
              memory: Memory) -> tuple[torch.Tensor, State, torch.Tensor]:
-        logits, state, alpha = self._step(self.dropout(self.tgt_embed(prev_tokens)), state, memory)
-        return torch.log_softmax(logits, dim=-1), state, alpha
+        e = self.dropout(self.tgt_embed(prev_tokens))  # (B, E)
+        s_prev, context, state, alpha = self._recur(e, state, memory)
+        return torch.log_softmax(self.output(s_prev, e, context), dim=-1), state, alpha
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
                 tgt_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,9 +82,11 @@ class RNNSearch(EncoderDecoder):
         memory = self.encode(src, src_lengths)
         state = self.init_state(memory)
         emb = self.dropout(self.tgt_embed(tgt_in))  # (B, T_y, E), all steps at once
-        logits, alphas = [], []
+        states, contexts, alphas = [], [], []
         for i in range(tgt_in.size(1)):
-            logit, state, alpha = self._step(emb[:, i], state, memory)
-            logits.append(logit)
+            s_prev, context, state, alpha = self._recur(emb[:, i], state, memory)
+            states.append(s_prev)
+            contexts.append(context)
             alphas.append(alpha)
-        return torch.stack(logits, dim=1), torch.stack(alphas, dim=1)  # (B, T_y, V), (B, T_y, T_x)
+        logits = self.output(torch.stack(states, dim=1), emb, torch.stack(contexts, dim=1))  # (B, T_y, V)
+        return logits, torch.stack(alphas, dim=1)  # (B, T_y, V), (B, T_y, T_x)
