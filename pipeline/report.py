@@ -162,7 +162,7 @@ def language_model_section(metrics: dict[str, Any], samples: dict[str, Any]) -> 
     parts = ["## Language models (generators)", "",
              table(["model", "test perplexity"], [[m, number(metrics[m]["ppl"], 1)] for m in models])]
     for model in models:
-        texts = samples.get("lm", {}).get(model, [])
+        texts = samples.get("language_models", {}).get(model, [])
         if texts:
             parts += ["", f"Samples from `{model}` (temperature 0.8, top-k 20):", ""]
             parts += [f"- {text}" for text in texts[:5]]
@@ -173,14 +173,15 @@ def examples_section(samples: dict[str, Any]) -> str:
     translations = samples.get("translations", {})
     if not translations:
         return ""
-    parts = ["## Example translations (Bible test set)", ""]
-    for model, examples in translations.items():
-        parts += [f"### {model}", ""]
-        for example in examples:
-            parts += [f"- **{example.get('kind', '')}** ({example.get('words', '?')} words)",
-                      f"  - source: {example['source']}", f"  - reference: {example['reference']}",
-                      f"  - {model}: {example['hypothesis']}"]
-        parts.append("")
+    parts = ["## Example translations (Bible test set)", "",
+             "The same test sentences for every model: short ones (10-19 words) and long ones (40+).", ""]
+    first = next(iter(translations.values()))
+    for kind, examples in first.items():
+        for k, example in enumerate(examples):
+            parts += [f"**{kind} {k + 1}** (test sentence {example['index']})", "",
+                      f"- source: {example['source']}", f"- reference: {example['reference']}"]
+            parts += [f"- `{model}`: {by_kind[kind][k]['hypothesis']}" for model, by_kind in translations.items()]
+            parts.append("")
     return "\n".join(parts)
 
 

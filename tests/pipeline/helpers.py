@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,29 @@ def write_parallel(directory: Path, pairs: list[tuple[str, str]]) -> tuple[Path,
     src.write_text("".join(p[0] + "\n" for p in pairs), encoding="utf-8")
     tgt.write_text("".join(p[1] + "\n" for p in pairs), encoding="utf-8")
     return src, tgt
+
+
+def tracked_and_untracked_files():
+    listing = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
+                             capture_output=True, text=True).stdout.split("\n")
+    return [name for name in listing if name and (REPO / name).is_file()]
+
+
+def copy_project(target: Path) -> Path:
+    """The working tree's tracked and untracked (not ignored) files, committed in a new git repo."""
+    for name in tracked_and_untracked_files():
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target / name)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
+    subprocess.run(["git", "init", "-q"], cwd=target, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=target, check=True)
+    subprocess.run([*git, "commit", "-qm", "clone"], cwd=target, check=True)
+    return target
+
+
+def dvc(clone: Path, *args: str) -> subprocess.CompletedProcess:
+    environment = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=clone, env=environment,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result

@@ -1,42 +1,16 @@
-"""`dvc repro` in a copy of the project: real DVC, the repository's dvc.yaml and params.yaml."""
+"""`dvc repro prepare` in a copy of the project: real DVC, the repository's dvc.yaml and params.yaml."""
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.pipeline.helpers import REPO
-
-
-def tracked_and_untracked_files():
-    listing = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
-                             capture_output=True, text=True).stdout.split("\n")
-    return [name for name in listing if name and (REPO / name).is_file()]
+from tests.pipeline.helpers import copy_project, dvc
 
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory):
-    target = tmp_path_factory.mktemp("clone")
-    for name in tracked_and_untracked_files():
-        (target / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, target / name)
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
-    subprocess.run(["git", "init", "-q"], cwd=target, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=target, check=True)
-    subprocess.run([*git, "commit", "-qm", "clone"], cwd=target, check=True)
-    return target
-
-
-def dvc(clone: Path, *args: str) -> subprocess.CompletedProcess:
-    environment = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    result = subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=clone, env=environment,
-                            capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
+    return copy_project(tmp_path_factory.mktemp("clone"))
 
 
 def out_hashes(clone: Path) -> dict:
@@ -45,13 +19,13 @@ def out_hashes(clone: Path) -> dict:
 
 
 def test_repro_builds_prepared_data_then_skips(clone):
-    first = dvc(clone, "repro")
+    first = dvc(clone, "repro", "prepare")
     assert "Running stage 'prepare'" in first.stdout
     stats = json.loads((clone / "data/prepared/stats.json").read_text())
     assert stats["pairs"]["test"] > 1900
     for name in ("train/src.ids.npy", "test/ref-o.txt", "vocab/tgt.json", "lengths.csv", "corpus.json"):
         assert (clone / "data/prepared" / name).is_file(), name
-    second = dvc(clone, "repro")
+    second = dvc(clone, "repro", "prepare")
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout
     metrics = json.loads(dvc(clone, "metrics", "show", "--json").stdout)
@@ -70,6 +44,6 @@ def test_outputs_are_deterministic_and_params_changes_rerun(clone):
     (clone / "params.yaml").write_text(yaml.safe_dump(params))
     diff = dvc(clone, "params", "diff", "--json").stdout
     assert "prepare.clean.max_len" in diff
-    assert "Running stage 'prepare'" in dvc(clone, "repro").stdout
+    assert "Running stage 'prepare'" in dvc(clone, "repro", "prepare").stdout
     stats = json.loads((clone / "data/prepared/stats.json").read_text())
     assert stats["dropped"]["too_long"] > too_long

@@ -1,0 +1,106 @@
+"""The evaluate stage's figures (matplotlib, Agg backend: no display needed; DESIGN §7 on dvc plots).
+
+- ``bleu_by_length``: BLEU against source sentence length, one line per model with its bootstrap 95%
+  interval as error bars, as Bahdanau et al. 2014 Fig. 2 (and Cho et al. 2014 Fig. 4); beside it BLEU's two
+  factors, BLEU = BP × P (P: geometric mean of the n-gram precisions p1..p4), so a fall with
+  length reads as lost content (P falls: the bottleneck) or as stopping early (BP falls).
+- ``attention_heatmap``: one sentence's alignment, source words on x and output words on y, white
+  for weight 1, as Bahdanau et al. 2014 Fig. 3.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: stages run headless
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from pipeline.bleu_by_length import BucketScore  # noqa: E402
+from pipeline.length_buckets import BUCKET_WIDTH  # noqa: E402
+
+# The paper's pairing: RNNenc dashed with squares, RNNsearch solid with circles; a colour per model
+# (not per cell: rnnenc-gru and rnnsearch-gru side by side need bands that can be told apart).
+LINESTYLES = {"rnnenc": "--", "rnnsearch": "-"}
+MARKERS = {"rnnenc": "s", "rnnsearch": "o"}
+
+
+def _values(scores: Sequence[BucketScore], field: str) -> np.ndarray:
+    return np.array([np.nan if getattr(s, field) is None else getattr(s, field) for s in scores], dtype=float)
+
+
+def _precision(score: BucketScore) -> float:
+    """Geometric mean of p1..p4 (percent): BLEU without its brevity penalty."""
+    if score.n == 0:
+        return math.nan
+    ps = [score.p1, score.p2, score.p3, score.p4]
+    return 0.0 if min(ps) <= 0 else math.exp(sum(math.log(p) for p in ps) / len(ps))
+
+
+def bleu_by_length(scores: dict[str, list[BucketScore]], path: Path, train_max_len: Optional[int] = None,
+                   title: str = "") -> None:
+    """One line per model over the buckets; ``train_max_len`` marks the training length limit."""
+    any_model = next(iter(scores.values()))
+    labels = [f"{s.bucket}\nn={s.n}" for s in any_model]
+    x = np.arange(len(labels))
+    figure, (ax_bleu, ax_p, ax_bp) = plt.subplots(1, 3, figsize=(17, 5.2), gridspec_kw={"width_ratios": [1.4, 1, 1]})
+    colours = plt.get_cmap("tab10").colors
+    for number, (name, rows) in enumerate(scores.items()):
+        family = name.partition("-")[0]
+        style = dict(linestyle=LINESTYLES.get(family, ":"), color=colours[number % len(colours)],
+                     marker=MARKERS.get(family, "^"), label=name)
+        bleu, low, high = _values(rows, "bleu"), _values(rows, "ci_low"), _values(rows, "ci_high")
+        # Error bars rather than bands: a band vanishes at a bucket whose neighbours are empty.
+        # Each model is nudged sideways so overlapping intervals stay readable.
+        dodge = (number - (len(scores) - 1) / 2) * 0.05
+        ax_bleu.errorbar(x + dodge, bleu, yerr=[bleu - low, high - bleu], capsize=3, elinewidth=1, **style)
+        ax_p.plot(x, [_precision(s) for s in rows], **style)
+        ax_bp.plot(x, _values(rows, "bp"), **style)
+    ax_bleu.set(ylabel="BLEU", title="BLEU by source length (95% bootstrap interval)")
+    ax_p.set(ylabel="precision P = (p1·p2·p3·p4)^¼  (%)", title="n-gram precision: content kept")
+    ax_bp.set(ylabel="brevity penalty BP", title="brevity penalty: output too short", ylim=(0, 1.05))
+    for ax in (ax_bleu, ax_p, ax_bp):
+        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_xlabel("source sentence length (words)")
+        ax.grid(alpha=0.3)
+        ax.set_ylim(bottom=0)
+        ax.set_xlim(-0.5, len(labels) - 0.5)
+        if train_max_len is not None:
+            # Between the bucket holding the limit and the next: sentences right of it are longer
+            # than any training pair.
+            edge = train_max_len / BUCKET_WIDTH - 0.5
+            if 0 <= edge <= len(labels) - 1:
+                ax.axvline(edge, color="grey", linestyle=":", linewidth=1)
+    if train_max_len is not None:
+        ax_bleu.text(0.99, 0.02, f"dotted: training limit {train_max_len} words", transform=ax_bleu.transAxes,
+                     ha="right", va="bottom", fontsize=8, color="grey")
+    ax_bleu.legend(fontsize=8, loc="best")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def attention_heatmap(weights: np.ndarray, source: Sequence[str], output: Sequence[str], path: Path,
+                      title: str = "") -> None:
+    """weights (len(output), len(source)), rows summing to 1; grey scale, white = 1 (Fig. 3)."""
+    rows, columns = weights.shape
+    size = (max(4.0, 0.28 * columns + 2.0), max(3.0, 0.28 * rows + 1.8))
+    figure, ax = plt.subplots(figsize=size)
+    ax.imshow(weights, cmap="gray", vmin=0.0, vmax=1.0, aspect="equal", interpolation="nearest")
+    ax.set_xticks(range(columns), source, rotation=90, fontsize=8)
+    ax.set_yticks(range(rows), output, fontsize=8)
+    ax.xaxis.tick_top()  # source sentence along the top, as in the paper
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    if title:
+        ax.set_title(title, fontsize=9, pad=12)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -1,0 +1,271 @@
+"""The evaluate stage: BLEU scoring by length (unit tests) and a real run on tiny trained checkpoints."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sacrebleu
+import torch
+import yaml
+
+from models.special_tokens import UNK
+from pipeline.bleu_by_length import (CSV_COLUMNS, bleu_from_statistics, bootstrap_interval, bucket_scores,
+                                     make_bleu, no_unk_mask, score_model, sentence_statistics)
+from pipeline.length_buckets import BUCKET_LABELS
+from tests.pipeline.helpers import assert_one_line_error, run_stage
+from tests.training.fitting import fit
+from tests.training.tiny_corpus import write_tiny_corpus
+
+SENTENCES = [
+    "the cat sat on the mat today",
+    "a dog barked at the postman in the morning",
+    "rain fell all night over the quiet town",
+    "she read the letter twice before answering",
+    "the children played in the garden until dark",
+    "he bought bread and milk at the corner shop",
+    "the train was late because of the snow",
+    "they walked along the river after dinner",
+]
+
+
+def _statistics(hypotheses, references):
+    metric = make_bleu(lowercase=True)
+    return metric, sentence_statistics(metric, hypotheses, [references])
+
+
+# --- scoring ---------------------------------------------------------------------------------------
+
+def test_identical_hypotheses_score_100_in_every_bucket_with_a_degenerate_interval():
+    metric, stats = _statistics(SENTENCES, SENTENCES)
+    buckets = np.array([0, 0, 1, 1, 1, 3, 3, 3])
+    rows = bucket_scores(metric, stats, buckets, samples=200, seed=1)
+    assert [row.bucket for row in rows] == list(BUCKET_LABELS)
+    for row in rows:
+        if row.bucket in ("0-9", "10-19", "30-39"):
+            assert row.n == (2 if row.bucket == "0-9" else 3)
+            assert row.bleu == row.ci_low == row.ci_high == 100.0
+            assert row.bp == 1.0 and row.len_ratio == 1.0
+            assert (row.p1, row.p2, row.p3, row.p4) == (100.0, 100.0, 100.0, 100.0)
+        else:  # empty bucket: no values
+            assert row.n == 0 and row.bleu is None and row.ci_low is None and row.p4 is None
+
+
+def test_statistics_sums_reproduce_sacrebleu_corpus_score():
+    hypotheses = [s.replace("the", "a", 1) for s in SENTENCES[:5]] + SENTENCES[5:]
+    metric, stats = _statistics(hypotheses, SENTENCES)
+    expected = sacrebleu.corpus_bleu(hypotheses, [SENTENCES], lowercase=True)
+    assert bleu_from_statistics(metric, stats.sum(axis=0)).score == pytest.approx(expected.score, abs=1e-9)
+    subset = sacrebleu.corpus_bleu(hypotheses[2:6], [SENTENCES[2:6]], lowercase=True)
+    assert bleu_from_statistics(metric, stats[2:6].sum(axis=0)).score == pytest.approx(subset.score, abs=1e-9)
+
+
+def test_bootstrap_interval_is_seeded_and_contains_the_point_estimate():
+    hypotheses = [" ".join(s.split()[::-1]) if i % 3 == 0 else s.replace("the ", "") for i, s in enumerate(SENTENCES)]
+    metric, stats = _statistics(hypotheses * 4, SENTENCES * 4)
+    point = bleu_from_statistics(metric, stats.sum(axis=0)).score
+    low, high = bootstrap_interval(metric, stats, 500, np.random.default_rng(7))
+    assert low < point < high
+    assert (low, high) == bootstrap_interval(metric, stats, 500, np.random.default_rng(7))
+    assert (low, high) != bootstrap_interval(metric, stats, 500, np.random.default_rng(8))
+    buckets = np.zeros(len(stats), dtype=int)
+    assert bucket_scores(metric, stats, buckets, 100, seed=3) == bucket_scores(metric, stats, buckets, 100, seed=3)
+
+
+def test_short_hypotheses_get_a_brevity_penalty():
+    short = [" ".join(s.split()[:3]) for s in SENTENCES]
+    metric, stats = _statistics(short, SENTENCES)
+    (row, *_) = bucket_scores(metric, stats, np.zeros(len(stats), dtype=int), 50, seed=0)
+    assert row.bp < 0.5 and row.len_ratio < 0.5
+    assert row.p1 == 100.0  # every word it said is right: the loss is brevity, not precision
+
+
+def test_multi_reference_bleu_is_at_least_single_reference():
+    references = ["the cat sat on the mat", "a dog barked at the postman"]
+    alternatives = ["a cat was sitting on the mat", "the dog barked at a postman"]
+    hypotheses = ["a cat was sitting on the mat", "the dog barked at the postman"]
+    scores = score_model(hypotheses, [references, alternatives], np.zeros(2, dtype=int), np.ones(2, dtype=bool),
+                         lowercase=True, samples=20, seed=0)
+    single = sacrebleu.corpus_bleu(hypotheses, [references], lowercase=True).score
+    assert scores.bleu == pytest.approx(single)
+    assert scores.bleu_multi_ref > scores.bleu
+    assert "nrefs:2" in scores.signature_multi_ref and "nrefs:1" in scores.signature
+    assert scores.signature.startswith("nrefs:1|case:lc|")
+
+
+def test_no_unk_subset_needs_source_and_reference_free_of_unknown_words():
+    src = [np.array([5, 6, 7]), np.array([5, UNK, 7]), np.array([8, 9]), np.array([4])]
+    tgt = [np.array([5, 6]), np.array([5, 6]), np.array([UNK, 9]), np.array([4, 4])]
+    assert no_unk_mask(src, tgt).tolist() == [True, False, False, True]
+    hypotheses = ["a b c", "x y z", "p q", "d e"]
+    references = ["a b c", "a b c", "p q r", "d e f"]
+    scores = score_model(hypotheses, [references], np.zeros(4, dtype=int), no_unk_mask(src, tgt), lowercase=False,
+                         samples=10, seed=0)
+    assert scores.no_unk_n == 2 and scores.n == 4
+    only_known = sacrebleu.corpus_bleu([hypotheses[0], hypotheses[3]], [[references[0], references[3]]]).score
+    assert scores.bleu_no_unk == pytest.approx(only_known)
+    assert scores.metrics()["bleu_no_unk"] == round(only_known, 2)
+    assert list(scores.metrics()) == ["bleu", "bleu_no_unk", "bleu_multi_ref", "signature", "signature_multi_ref",
+                                      "n", "no_unk_n"]
+
+
+def test_a_thousand_resamples_of_two_thousand_sentences_are_fast():
+    rng = np.random.default_rng(0)
+    stats = rng.integers(1, 30, size=(2000, 10))
+    stats[:, 6:] = stats[:, 2:6] + rng.integers(0, 10, size=(2000, 4))  # totals ≥ matches
+    import time
+    started = time.perf_counter()
+    bucket_scores(make_bleu(True), stats, np.arange(2000) % len(BUCKET_LABELS), 1000, seed=0)
+    assert time.perf_counter() - started < 5.0
+
+
+# --- the stage, end to end -------------------------------------------------------------------------
+
+MODELS = ["lm-gru", "rnnenc-gru", "rnnsearch-gru"]
+TEST_SIZE = 32  # tiny_corpus's test split
+EVALUATE = {"beam_size": 3, "batch_sentences": 8, "bootstrap_samples": 50, "heatmaps": 2, "heatmap_min_words": 5}
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> Path:
+    """Tiny models fitted for 2 epochs on the tiny corpus, saved where the train stage puts them."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    data = write_tiny_corpus(tmp_path_factory.mktemp("tiny") / "prepared")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for name in MODELS:
+            _, trainer, _ = fit(name, data, epochs=2, dev_bleu_every=0)
+            trainer.save_checkpoint(root / name / "best.ckpt")
+    finally:
+        torch.set_num_threads(threads)
+    return root
+
+
+def _project(root: Path, checkpoints: Path, models: list[str], corpus: str = "bible") -> Path:
+    data = {"bible": "data/prepared", "synthetic": "data/synthetic"}[corpus]
+    write_tiny_corpus(root / data)
+    for name in models:
+        target = root / "checkpoints" / corpus / name / "best.ckpt"
+        target.parent.mkdir(parents=True)
+        target.write_bytes((checkpoints / name / "best.ckpt").read_bytes())
+    key = "synthetic_models" if corpus == "synthetic" else "models"
+    experiments = {"models": MODELS, "synthetic_models": []} | {key: models}
+    (root / "params.yaml").write_text(yaml.safe_dump({"experiments": experiments, "evaluate": EVALUATE}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, checkpoints):
+    project = _project(tmp_path_factory.mktemp("project"), checkpoints, MODELS)
+    result = run_stage(project, "evaluate")
+    assert result.returncode == 0, result.stderr
+    return project, result
+
+
+def test_stage_writes_every_declared_output(evaluated):
+    project, result = evaluated
+    reports = project / "reports"
+    figures = [reports / "figures/bleu_by_length.png"] + [reports / f"figures/attention_rnnsearch-gru_{k}.png"
+                                                          for k in range(EVALUATE["heatmaps"])]
+    for path in [reports / "metrics.json", reports / "bleu_by_length.csv", reports / "samples.json", *figures]:
+        assert path.is_file() and path.stat().st_size > 0, path
+    for path in figures:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(reports.glob("figures/attention_rnnenc*"))  # no attention without RNNsearch
+    assert not list(reports.glob(".evaluate-*"))  # the work folder is gone
+    assert "decode rnnsearch-gru" in result.stderr  # a progress bar per model
+
+
+def test_hypotheses_have_one_line_per_test_sentence(evaluated):
+    project, _ = evaluated
+    for name in ("rnnenc-gru", "rnnsearch-gru"):
+        lines = (project / f"reports/hypotheses/{name}.txt").read_text(encoding="utf-8").split("\n")
+        assert len(lines) == TEST_SIZE + 1 and lines[-1] == ""
+    assert not (project / "reports/hypotheses/lm-gru.txt").exists()
+
+
+def test_metrics_json(evaluated):
+    project, _ = evaluated
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    assert list(metrics) == MODELS  # params order
+    assert list(metrics["lm-gru"]) == ["ppl"] and 1.0 < metrics["lm-gru"]["ppl"] < 20  # 16-word vocabulary
+    for name in ("rnnenc-gru", "rnnsearch-gru"):
+        entry = metrics[name]
+        assert list(entry) == ["bleu", "bleu_no_unk", "bleu_multi_ref", "signature", "signature_multi_ref", "n",
+                               "no_unk_n"]
+        assert entry["n"] == entry["no_unk_n"] == TEST_SIZE  # the tiny corpus has no unknown word
+        assert entry["bleu"] == entry["bleu_no_unk"] == entry["bleu_multi_ref"]  # one reference
+        assert entry["signature"].startswith("nrefs:1|case:lc|eff:no|tok:13a|smooth:exp|version:")
+        assert 0.0 <= entry["bleu"] <= 100.0
+
+
+def test_bleu_by_length_csv(evaluated):
+    project, _ = evaluated
+    with (project / "reports/bleu_by_length.csv").open(newline="") as handle:
+        header = handle.readline().strip()
+        rows = list(csv.DictReader(handle, fieldnames=header.split(",")))
+    assert header == "model,bucket,n,bleu,ci_low,ci_high,bp,len_ratio,p1,p2,p3,p4"
+    assert tuple(header.split(",")) == CSV_COLUMNS
+    assert [(r["model"], r["bucket"]) for r in rows] == [(m, b) for m in ("rnnenc-gru", "rnnsearch-gru")
+                                                         for b in BUCKET_LABELS]
+    for row in rows:
+        if row["bucket"] == "0-9":  # every tiny sentence has 1-7 words
+            assert int(row["n"]) == TEST_SIZE
+            assert float(row["ci_low"]) <= float(row["bleu"]) <= float(row["ci_high"])
+            assert 0 < float(row["bp"]) <= 1 and float(row["len_ratio"]) > 0
+        else:
+            assert row["n"] == "0" and all(row[k] == "" for k in CSV_COLUMNS[3:])
+
+
+def test_samples_json(evaluated):
+    project, _ = evaluated
+    samples = json.loads((project / "reports/samples.json").read_text(encoding="utf-8"))
+    assert len(samples["language_models"]["lm-gru"]) == 5
+    assert all(isinstance(s, str) for s in samples["language_models"]["lm-gru"])
+    for name in ("rnnenc-gru", "rnnsearch-gru"):
+        assert samples["translations"][name] == {"short": [], "long": []}  # tiny sentences: none 10+ words
+
+
+def test_synthetic_corpus_goes_to_its_own_reports(tmp_path, checkpoints):
+    project = _project(tmp_path, checkpoints, ["rnnsearch-gru"], corpus="synthetic")
+    result = run_stage(project, "evaluate", "--corpus", "synthetic")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((project / "reports/synthetic/metrics.json").read_text())
+    assert list(metrics) == ["rnnsearch-gru"]
+    assert (project / "reports/synthetic/figures/bleu_by_length.png").is_file()
+    assert not (project / "reports/metrics.json").exists()
+
+
+def test_missing_checkpoint_is_a_one_line_error(tmp_path, checkpoints):
+    project = _project(tmp_path, checkpoints, ["rnnenc-gru"])
+    (project / "params.yaml").write_text(yaml.safe_dump({"experiments": {"models": ["rnnenc-gru", "rnnsearch-lstm"]},
+                                                         "evaluate": EVALUATE}))
+    result = run_stage(project, "evaluate")
+    assert_one_line_error(result, "checkpoints/bible/rnnsearch-lstm/best.ckpt", "train stage")
+    assert not (project / "reports/metrics.json").exists()
+
+
+def test_missing_prepared_corpus_is_a_one_line_error(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"evaluate": EVALUATE}))
+    result = run_stage(tmp_path, "evaluate", "--corpus", "synthetic")
+    assert_one_line_error(result, "data/synthetic/corpus.json", "prepare --section synthetic")
+
+
+def test_bad_evaluate_param_is_a_config_error(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"evaluate": {"beam_size": 0}}))
+    result = run_stage(tmp_path, "evaluate")
+    assert_one_line_error(result, "evaluate.beam_size", exit_code=2)
+
+
+def test_checkpoint_of_another_model_is_a_one_line_error(tmp_path, checkpoints):
+    project = _project(tmp_path, checkpoints, [])
+    target = project / "checkpoints/bible/rnnsearch-gru/best.ckpt"
+    target.parent.mkdir(parents=True)
+    target.write_bytes((checkpoints / "rnnenc-gru/best.ckpt").read_bytes())
+    (project / "params.yaml").write_text(yaml.safe_dump({"experiments": {"models": ["rnnsearch-gru"]},
+                                                         "evaluate": EVALUATE}))
+    result = run_stage(project, "evaluate")
+    assert_one_line_error(result, "checkpoints/bible/rnnsearch-gru/best.ckpt", "'rnnenc-gru'")

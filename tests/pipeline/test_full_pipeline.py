@@ -1,0 +1,109 @@
+"""`dvc repro` of the whole pipeline in a copy of the project, with a tiny override (a few hundred
+pairs, one epoch, small sizes): every stage runs, every declared output exists, a second `dvc repro`
+runs nothing, and MLflow holds one parent run with a child per model carrying the test metrics."""
+import csv
+import json
+
+import pytest
+import yaml
+
+from pipeline.length_buckets import BUCKET_LABELS
+from tests.pipeline.helpers import copy_project, dvc, sentence_pairs, write_parallel
+
+MODELS = ["lm-gru", "rnnenc-gru", "rnnsearch-gru"]
+SYNTHETIC_MODELS = ["rnnenc-gru", "rnnsearch-gru"]
+TINY = {
+    "prepare": {"source": "files", "files": {"src": "corpus.en", "tgt": "corpus.fr", "block_lines": 10},
+                "split": {"test_size": 80, "dev_size": 40}, "clean": {"max_len": 30}, "workers": 1,
+                "tokenize": {"src_vocab_size": 200, "tgt_vocab_size": 200}},
+    "synthetic": {"synthetic": {"pairs": 500, "vocab_size": 40, "max_words": 45},
+                  "split": {"test_size": 100, "dev_size": 40}, "workers": 1,
+                  "tokenize": {"src_vocab_size": 44, "tgt_vocab_size": 44}},
+    "model": {"emb_size": 16, "hidden_size": 24, "maxout_size": 16, "attention_size": 16, "dropout": 0.0},
+    "train": {"batch_tokens": 400, "max_epochs": 1, "dev_bleu_sentences": 16, "accelerator": "cpu",
+              "early_stopping_patience": 0},
+    "experiments": {"models": MODELS, "synthetic_models": SYNTHETIC_MODELS},
+    "evaluate": {"beam_size": 2, "bootstrap_samples": 50, "heatmaps": 1, "heatmap_min_words": 5},
+}
+
+
+def deep_update(base, override):
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+
+
+@pytest.fixture(scope="module")
+def repro(tmp_path_factory):
+    clone = copy_project(tmp_path_factory.mktemp("pipeline"))
+    write_parallel(clone, sentence_pairs(400))
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    deep_update(params, TINY)
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    first = dvc(clone, "repro")
+    return clone, first
+
+
+def test_every_stage_runs_and_writes_its_outputs(repro):
+    clone, first = repro
+    stages = ["prepare", "prepare_synthetic", "evaluate", "evaluate_synthetic", "report"]
+    stages += [f"train@{m}" for m in MODELS] + [f"train_synthetic@{m}" for m in SYNTHETIC_MODELS]
+    for stage in stages:
+        assert f"Running stage '{stage}'" in first.stdout, stage
+    for folder, models in (("reports", MODELS), ("reports/synthetic", SYNTHETIC_MODELS)):
+        metrics = json.loads((clone / folder / "metrics.json").read_text())
+        assert list(metrics) == models
+        for model in models:
+            keys = {"ppl"} if model.startswith("lm-") else {"bleu", "bleu_no_unk", "bleu_multi_ref", "signature"}
+            assert keys <= set(metrics[model])
+        with (clone / folder / "bleu_by_length.csv").open() as handle:
+            rows = list(csv.DictReader(handle))
+        assert list(rows[0]) == ["model", "bucket", "n", "bleu", "ci_low", "ci_high", "bp", "len_ratio",
+                                 "p1", "p2", "p3", "p4"]
+        translation = [m for m in models if not m.startswith("lm-")]
+        assert [(r["model"], r["bucket"]) for r in rows] == [(m, b) for m in translation for b in BUCKET_LABELS]
+        assert (clone / folder / "figures/bleu_by_length.png").stat().st_size > 10_000
+        assert list((clone / folder / "figures").glob("attention_rnnsearch-gru_*.png"))
+    for model in MODELS:
+        assert (clone / f"checkpoints/bible/{model}/best.ckpt").is_file()
+        assert json.loads((clone / f"reports/train/bible/{model}.json").read_text())["epochs"] == 1
+    report = (clone / "reports/README.md").read_text()
+    assert "RNNsearch-50" in report and "figures/bleu_by_length.png" in report
+    assert "synthetic/figures/bleu_by_length.png" in report and "**Measured:**" in report
+
+
+def test_second_repro_runs_nothing_and_dvc_reads_the_metrics(repro):
+    clone, _ = repro
+    second = dvc(clone, "repro")
+    assert "Running stage" not in second.stdout
+    metrics = json.loads(dvc(clone, "metrics", "show", "--json").stdout)
+    text = json.dumps(metrics)
+    assert "rnnsearch-gru" in text and "best_dev_loss" in text
+
+
+def test_mlflow_parent_with_a_child_per_model_and_bleu_by_length(repro):
+    from mlflow.tracking import MlflowClient
+
+    clone, _ = repro
+    client = MlflowClient(f"sqlite:///{clone / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("bottleneck")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("bottleneck.role") == "pipeline"]
+    children = [r for r in runs if r.data.tags.get("bottleneck.role") == "model"]
+    assert len(parents) == 1 and len(runs) == 1 + len(children)
+    assert sorted(r.info.run_name for r in children) == sorted(
+        [f"bible/{m}" for m in MODELS] + [f"synthetic/{m}" for m in SYNTHETIC_MODELS])
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert "dev_loss" in child.data.metrics
+        if child.data.tags["family"] == "lm":
+            assert "test_ppl" in child.data.metrics
+            continue
+        assert "test_bleu" in child.data.metrics
+        curve = client.get_metric_history(child.info.run_id, "bleu_by_length")
+        assert sorted(point.step for point in curve) == [0, 10, 20, 30, 40, 50, 60][:len(curve)]
+        assert len(curve) >= 4
+        figures = [a.path for a in client.list_artifacts(child.info.run_id, "figures")]
+        assert "figures/bleu_by_length.png" in figures
