@@ -16,6 +16,7 @@ import hashlib
 import os
 import subprocess
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from pipeline.config import PARAMS_FILE, MlflowConfig
@@ -43,13 +44,18 @@ class Tracker:
     """An MlflowClient bound to the project's experiment and the current pipeline execution."""
 
     def __init__(self, config: MlflowConfig) -> None:
+        from filelock import FileLock
         from mlflow.tracking import MlflowClient
 
         self.uri = tracking_uri(config)
-        self.client = MlflowClient(self.uri)
-        experiment = self.client.get_experiment_by_name(config.experiment)
-        self.experiment_id = (experiment.experiment_id if experiment is not None
-                              else self.client.create_experiment(config.experiment))
+        # A new sqlite store is created by schema migrations on first use; two stages doing that at
+        # once (parallel `dvc exp` runs) collide ("table _alembic_tmp_tags already exists").
+        lock = FileLock(self.uri.removeprefix("sqlite:///") + ".lock") if self.uri.startswith("sqlite:///") else None
+        with lock if lock is not None else nullcontext():
+            self.client = MlflowClient(self.uri)
+            experiment = self.client.get_experiment_by_name(config.experiment)
+            self.experiment_id = (experiment.experiment_id if experiment is not None
+                                  else self.client.create_experiment(config.experiment))
         self.commit = git_commit()
         self.key = pipeline_key(self.commit)
 

@@ -82,7 +82,7 @@ def epoch_history_callback(timer):
 def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     import pytorch_lightning as pl
     import torch
-    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, Timer
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, Timer, TQDMProgressBar
     from pytorch_lightning.loggers import MLFlowLogger
 
     from models.registry import parse_model_name, task_class
@@ -111,7 +111,8 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
                            auto_insert_metric_name=False, enable_version_counter=False)
     last = ModelCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False,
                            train_time_interval=timedelta(minutes=config.checkpoint_every_minutes))
-    callbacks = [timer, history, best, last]
+    # tqdm rather than rich: its lines also show in logs that are not a terminal (CI, `ray job logs`).
+    callbacks = [timer, history, best, last, TQDMProgressBar(refresh_rate=20)]
     if config.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor="dev_loss", mode="min", patience=config.early_stopping_patience))
     if family != "lm":

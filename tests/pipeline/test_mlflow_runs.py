@@ -101,3 +101,16 @@ def test_runs_through_a_real_mlflow_server(tracked_project):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_two_stages_creating_a_new_store_at_once(tmp_path):
+    """Parallel runs (e.g. `dvc exp run --jobs 2`) both find or create the store and the experiment."""
+    script = ("import sys; from pipeline.config import MlflowConfig; from pipeline.tracking import Tracker; "
+              f"print(Tracker(MlflowConfig(tracking_uri='sqlite:///{tmp_path / 'mlflow.db'}')).experiment_id)")
+    from tests.pipeline.helpers import REPO
+    environment = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    processes = [subprocess.Popen([sys.executable, "-c", script], env=environment, cwd=tmp_path,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], [err[-500:] for _, err in outputs]
+    assert outputs[0][0] == outputs[1][0]  # one experiment, not two

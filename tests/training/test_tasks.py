@@ -31,9 +31,12 @@ def test_translation_learns_and_dev_bleu_rises(tiny, name):
     assert last["dev_bleu"] > first["dev_bleu"] and last["dev_bleu"] > 20
 
 
-def test_language_model_perplexity_falls(tiny):
-    _, _, history = fit("lm-jordan", tiny, epochs=4)
-    assert history.epochs[-1]["dev_ppl"] < history.epochs[0]["dev_ppl"]
+def test_language_model_learns_what_random_words_allow(tiny):
+    # Tiny-corpus words are uniform and independent: the best a model can do is learn the unigram
+    # distribution and where sentences end (dev ppl ≈ 12), against 16 for an untrained model.
+    task, _, history = fit("lm-jordan", tiny, epochs=3)
+    assert history.epochs[-1]["dev_ppl"] < 14.0
+    assert history.epochs[-1]["train_loss_epoch"] < history.epochs[0]["train_loss_epoch"]
     assert "dev_bleu" not in history.epochs[-1]
 
 
