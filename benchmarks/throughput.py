@@ -52,10 +52,10 @@ from models.registry import MODEL_NAMES, task_class  # noqa: E402
 from models.search import greedy_search, max_lengths  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
 from pipeline.datamodule import ParallelSplit, PreparedDataModule, collate  # noqa: E402
+from pipeline.dev_bleu import DECODE_BATCH  # noqa: E402
 from pipeline.vocabulary import Vocabulary  # noqa: E402
 
 DATA = REPO / "data/prepared"
-DECODE_BATCH = 64  # as pipeline.dev_bleu
 BEAM = 5
 # ru_maxrss is in KiB on Linux, in bytes on macOS.
 MAXRSS_BYTES = 1 if sys.platform == "darwin" else 1024
