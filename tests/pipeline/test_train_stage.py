@@ -9,10 +9,11 @@ import pytest
 import yaml
 
 from tests.pipeline.helpers import REPO, assert_one_line_error, run_stage
+from tests.training.fitting import TINY_MODEL
 from tests.training.tiny_corpus import write_tiny_corpus
 
 TINY = {
-    "model": {"emb_size": 16, "hidden_size": 32, "maxout_size": 16, "attention_size": 16, "dropout": 0.0},
+    "model": TINY_MODEL.model_dump(),
     "train": {"batch_tokens": 128, "lr": 0.01, "max_epochs": 3, "dev_bleu_sentences": 16, "accelerator": "cpu",
               "early_stopping_patience": 0},
     "experiments": {"models": ["rnnsearch-gru", "lm-gru"], "synthetic_models": []},
