@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: repro test ui clean-venv
+.PHONY: repro test ui submit clean-venv
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,3 +26,8 @@ clean-venv:
 # MLflow UI over the embedded store, on loopback only.
 ui: $(STAMP)
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
+
+# `dvc repro` as a Ray job on the cluster at cluster.address / $RAY_ADDRESS (README: "Ray cluster").
+# ARGS is passed on, e.g. make submit ARGS="--stage tune@lm-gru --wait".
+submit: $(STAMP)
+	PATH="$(BIN):$$PATH" $(BIN)/python -m pipeline.submit $(ARGS)

@@ -170,6 +170,126 @@ class TrainConfig(Section):
     checkpoint_every_minutes: float = Field(default=2.0, gt=0.0)  # last.ckpt, so a killed run resumes
     early_stopping_patience: int = Field(default=3, ge=0)  # epochs without a better dev loss; 0 = off
     num_workers: int = Field(default=0, ge=0)  # DataLoader worker processes
+    # Lay the best config of the model's sweep (reports/tune/<model>.json, the `tune` stage) over
+    # the `model` and `train` sections; a model that was not swept trains with params as they are.
+    use_tuned: bool = False
+
+
+class Dimension(Section):
+    """One axis of a search space: exactly one of the four Ray Tune samplers."""
+
+    loguniform: Optional[tuple[float, float]] = None  # [low, high], both > 0
+    uniform: Optional[tuple[float, float]] = None
+    randint: Optional[tuple[int, int]] = None  # [low, high), high exclusive as in tune.randint
+    choice: Optional[list[Any]] = None
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> "Dimension":
+        given = [name for name in ("loguniform", "uniform", "randint", "choice") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of loguniform: [low, high], uniform: [low, high], "
+                             "randint: [low, high], choice: [values]")
+        kind = given[0]
+        if kind == "choice":
+            if not self.choice:
+                raise ValueError("choice: needs at least one value")
+        else:
+            low, high = getattr(self, kind)
+            if not low < high:
+                raise ValueError(f"{kind}: low {low} must be below high {high}")
+            if kind == "loguniform" and low <= 0:
+                raise ValueError(f"loguniform: low must be > 0 (got {low})")
+        return self
+
+    def bounds(self) -> list[Any]:
+        """Values that every sample lies between (or among): validating them validates the space."""
+        if self.choice is not None:
+            return list(self.choice)
+        if self.randint is not None:
+            return [self.randint[0], self.randint[1] - 1]
+        return list(self.loguniform or self.uniform)  # type: ignore[arg-type]
+
+
+class TuneResources(Section):
+    """What one trial takes: a Ray Train run of ``workers`` processes (DDP when > 1)."""
+
+    workers: int = Field(default=1, ge=1)
+    cpus_per_worker: float = Field(default=1.0, ge=0.0)
+    gpus_per_worker: float = Field(default=0.0, ge=0.0)
+
+
+# Keys a sweep may vary: the model's sizes and the optimisation, not where or how long it runs.
+TUNABLE = {"model": {"emb_size", "hidden_size", "maxout_size", "attention_size", "num_layers", "dropout"},
+           "train": {"optimizer", "lr", "weight_decay", "schedule", "label_smoothing", "gradient_clip",
+                     "batch_tokens", "batch_sentences"}}
+
+
+class TuneConfig(Section):
+    """The `tune` stage: a Ray Tune sweep with ASHA early stopping per model in ``models``."""
+
+    models: list[str] = []  # swept on the Bible corpus; train@<model> uses the best when train.use_tuned
+    metric: Literal["dev_loss", "dev_bleu"] = "dev_loss"  # dev_loss is minimised, dev_bleu maximised
+    num_samples: int = Field(default=4, ge=1)  # trials per model
+    max_concurrent_trials: int = Field(default=2, ge=1)
+    epochs: int = Field(default=3, ge=1)  # per trial, ASHA's max_t
+    batches_per_epoch: Optional[int] = Field(default=None, gt=0)  # a trial's epoch; null: the whole train split
+    grace_period: int = Field(default=1, ge=1)  # ASHA: epochs every trial gets before it can be stopped
+    reduction_factor: float = Field(default=2.0, gt=1.0)  # ASHA: 1/reduction_factor of trials go on per rung
+    max_failures: int = Field(default=2, ge=0)  # retries of a crashed trial (FailureConfig)
+    seed: int = 1234  # the search's random state
+    resources_per_trial: TuneResources = TuneResources()
+    search_space: dict[Literal["lm", "rnnenc", "rnnsearch"], dict[str, Dimension]] = {}
+
+    @field_validator("models")
+    @classmethod
+    def known_models(cls, names: list[str]) -> list[str]:
+        from models.registry import MODEL_NAMES
+
+        for name in names:
+            if name not in MODEL_NAMES:
+                raise ValueError(f"unknown model {name!r} (allowed: {', '.join(MODEL_NAMES)})")
+        if len(set(names)) != len(names):
+            raise ValueError("a model is listed twice")
+        return names
+
+    @field_validator("search_space")
+    @classmethod
+    def tunable_keys(cls, space: dict[str, dict[str, Dimension]]) -> dict[str, dict[str, Dimension]]:
+        sections = {"model": ModelConfig, "train": TrainConfig}
+        for family, dimensions in space.items():
+            for key, dimension in dimensions.items():
+                section, _, field = key.partition(".")
+                if field not in TUNABLE.get(section, ()):
+                    allowed = ", ".join(f"{s}.{f}" for s in TUNABLE for f in sorted(TUNABLE[s]))
+                    raise ValueError(f"{family}.{key}: not a tunable key (allowed: {allowed})")
+                for value in dimension.bounds():
+                    try:
+                        sections[section].model_validate({field: value})
+                    except ValidationError as error:
+                        raise ValueError(f"{family}.{key}: {value!r} is not a valid {key}: "
+                                         f"{error.errors()[0]['msg']}") from None
+        return space
+
+    @model_validator(mode="after")
+    def space_for_every_model(self) -> "TuneConfig":
+        for name in self.models:
+            family = name.split("-")[0]
+            if not self.search_space.get(family):  # type: ignore[call-overload]
+                raise ValueError(f"search_space.{family}: empty search space, but {name} is to be swept")
+        if self.grace_period > self.epochs:
+            raise ValueError(f"grace_period {self.grace_period} is longer than epochs {self.epochs}")
+        if self.metric == "dev_bleu" and any(name.startswith("lm-") for name in self.models):
+            raise ValueError("metric dev_bleu needs translation models; language models have no BLEU")
+        return self
+
+
+class ClusterConfig(Section):
+    """Where Ray runs: a local instance by default, or an existing cluster."""
+
+    address: Optional[str] = None  # null: $RAY_ADDRESS, else start a local Ray instance
+    # Trial checkpoints and results: a path every node sees (NFS) or an object store URI (s3://…).
+    # null: ray_results/ in the project, enough for a single machine.
+    storage_path: Optional[str] = None
 
 
 class ExperimentsConfig(Section):
@@ -219,6 +339,8 @@ class Params(Section):
     train: TrainConfig = TrainConfig()
     experiments: ExperimentsConfig = ExperimentsConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    tune: TuneConfig = TuneConfig()
+    cluster: ClusterConfig = ClusterConfig()
     mlflow: MlflowConfig = MlflowConfig()
 
 

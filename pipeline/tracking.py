@@ -22,6 +22,7 @@ from pathlib import Path
 from pipeline.config import PARAMS_FILE, MlflowConfig
 
 ROLE, KEY, CORPUS, MODEL = "bottleneck.role", "bottleneck.pipeline_key", "bottleneck.corpus", "bottleneck.model"
+SWEEP, TRIAL = "bottleneck.sweep", "bottleneck.trial"
 
 
 def tracking_uri(config: MlflowConfig) -> str:
@@ -59,9 +60,10 @@ class Tracker:
         self.commit = git_commit()
         self.key = pipeline_key(self.commit)
 
-    def _find(self, filters: dict[str, str]) -> str | None:
+    def _find(self, filters: dict[str, str], newest: bool = False) -> str | None:
         query = " and ".join(f"tags.`{name}` = '{value}'" for name, value in filters.items())
-        runs = self.client.search_runs([self.experiment_id], query, max_results=1, order_by=["start_time ASC"])
+        runs = self.client.search_runs([self.experiment_id], query, max_results=1,
+                                       order_by=[f"start_time {'DESC' if newest else 'ASC'}"])
         return runs[0].info.run_id if runs else None
 
     def parent_run(self) -> str:
@@ -84,6 +86,32 @@ class Tracker:
                     "model": model, "family": family, "cell": cell, "corpus": corpus}
             run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=f"{corpus}/{model}").info.run_id
         self.client.set_tag(run_id, f"dvc.stage.{stage}", "ran")
+        return run_id
+
+    def sweep_run(self, corpus: str, model: str, sweep: str, resume: bool) -> str:
+        """The parent run of one sweep (``sweep``: its key), nested in the pipeline's run. A resumed
+        sweep gets its newest run back; a sweep started afresh gets a new one."""
+        filters = {ROLE: "sweep", SWEEP: sweep}
+        run_id = self._find(filters, newest=True) if resume else None
+        if run_id is None:
+            tags = {**filters, KEY: self.key, CORPUS: corpus, MODEL: model, "model": model, "corpus": corpus,
+                    "mlflow.parentRunId": self.parent_run(), "mlflow.source.git.commit": self.commit}
+            run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=f"sweep {corpus}/{model}").info.run_id
+        return run_id
+
+    def trial_run(self, sweep_run: str, trial_id: str, config: dict) -> str:
+        """A trial's child run of its sweep; a retried or resumed trial gets its run back, so its
+        metrics land in one run."""
+        sweep = self.client.get_run(sweep_run).data.tags
+        filters = {ROLE: "trial", "mlflow.parentRunId": sweep_run, TRIAL: trial_id}
+        run_id = self._find(filters)
+        if run_id is None:
+            tags = {**filters, SWEEP: sweep[SWEEP], "model": sweep["model"], "corpus": sweep["corpus"],
+                    "mlflow.source.git.commit": sweep.get("mlflow.source.git.commit", self.commit)}
+            run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=f"trial {trial_id}").info.run_id
+            from mlflow.entities import Param
+
+            self.client.log_batch(run_id, params=[Param(f"tune.{k}", str(v)) for k, v in sorted(config.items())])
         return run_id
 
 

@@ -29,7 +29,8 @@ from pipeline.errors import ConfigError, UserError, stage_entry_point
 CORPORA = {"bible": Path("data/prepared"), "synthetic": Path("data/synthetic")}
 # Settings that only say how long or where to train: changing them continues a run, not restarts it.
 CONTINUABLE = {"max_epochs", "time_budget_minutes", "early_stopping_patience", "accelerator", "devices",
-               "num_workers", "checkpoint_every_minutes", "dev_bleu_every", "dev_bleu_sentences"}
+               "num_workers", "checkpoint_every_minutes", "dev_bleu_every", "dev_bleu_sentences",
+               "use_tuned"}  # use_tuned: the tuned values themselves are part of the fingerprint
 MODEL_CODE = Path(__file__).resolve().parents[1] / "models"
 
 
@@ -79,23 +80,45 @@ def epoch_history_callback(timer):
     return EpochHistory()
 
 
+def build_task_and_data(model: str, data_dir: Path, params: Params):
+    """The LightningModule and DataModule of ``model`` on a prepared corpus: what the training stage
+    and every Ray Tune trial (pipeline.trial) fit."""
+    from models.registry import parse_model_name, task_class
+    from pipeline.datamodule import PreparedDataModule
+    from pipeline.vocabulary import Vocabulary
+
+    family, _ = parse_model_name(model)
+    config = params.train
+    vocab_sizes = [len(Vocabulary.load(data_dir / f"vocab/{side}.json")) for side in ("src", "tgt")]
+    task = task_class(model)(model, *vocab_sizes, params.model.model_dump(), config.model_dump())
+    datamodule = PreparedDataModule(data_dir, config.batch_tokens, config.seed, target_only=family == "lm",
+                                    num_workers=config.num_workers, batch_sentences=config.batch_sentences)
+    return task, datamodule
+
+
+def require_prepared(corpus: str, data_dir: Path) -> None:
+    if not (data_dir / "stats.json").exists():
+        stage = "prepare" if corpus == "bible" else "prepare_synthetic"
+        raise UserError(f"{data_dir}: no prepared corpus (run `dvc repro {stage}` first)")
+
+
 def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     import pytorch_lightning as pl
     import torch
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, Timer, TQDMProgressBar
     from pytorch_lightning.loggers import MLFlowLogger
 
-    from models.registry import parse_model_name, task_class
-    from pipeline.datamodule import PreparedDataModule
+    from models.registry import parse_model_name
     from pipeline.dev_bleu import DevBleu
     from pipeline.tracking import Tracker
-    from pipeline.vocabulary import Vocabulary
+    from pipeline.tuned import tuned_params
 
     family, _ = parse_model_name(model)
     data_dir = CORPORA[corpus]
-    if not (data_dir / "stats.json").exists():
-        stage = "prepare" if corpus == "bible" else "prepare_synthetic"
-        raise UserError(f"{data_dir}: no prepared corpus (run `dvc repro {stage}` first)")
+    require_prepared(corpus, data_dir)
+    tuned: dict[str, Any] = {}
+    if corpus == "bible":  # sweeps run on the Bible corpus
+        params, tuned = tuned_params(params, model)
     config = params.train
     pl.seed_everything(config.seed, workers=True, verbose=False)
     torch.set_flush_denormal(True)  # denormal floats are ~100× slower on x86 CPUs (see pipeline.evaluate)
@@ -103,8 +126,7 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     rank_zero = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
     resume = resume_checkpoint(checkpoints, fingerprint(model, params, data_dir)) if rank_zero else None
 
-    vocab_sizes = [len(Vocabulary.load(data_dir / f"vocab/{side}.json")) for side in ("src", "tgt")]
-    task = task_class(model)(model, *vocab_sizes, params.model.model_dump(), config.model_dump())
+    task, datamodule = build_task_and_data(model, data_dir, params)
     timer = Timer(duration=timedelta(minutes=getattr(config.time_budget_minutes, family)), interval="step")
     history = epoch_history_callback(timer)
     best = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="dev_loss", mode="min", save_top_k=1,
@@ -128,8 +150,6 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
         max_epochs=config.max_epochs, use_distributed_sampler=False, callbacks=callbacks, logger=logger,
         num_sanity_val_steps=0, log_every_n_steps=10,
     )
-    datamodule = PreparedDataModule(data_dir, config.batch_tokens, config.seed, target_only=family == "lm",
-                                    num_workers=config.num_workers, batch_sentences=config.batch_sentences)
     started = time.monotonic()
     trainer.fit(task, datamodule, ckpt_path=resume)
     if not trainer.is_global_zero:
@@ -149,6 +169,8 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
                        else "max epochs"),
         "parameters": sum(p.numel() for p in task.parameters()),
     }
+    if tuned:
+        summary["tuned"] = tuned
     if history.rows:
         summary["best_dev_ppl"] = min(r.get("dev_ppl", float("inf")) for r in history.rows)
         bleus = [r["dev_bleu"] for r in history.rows if "dev_bleu" in r]
