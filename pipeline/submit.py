@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import shlex
 import sys
@@ -28,8 +29,8 @@ from pipeline.errors import UserError, stage_entry_point
 from pipeline.tracking import git_commit
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
-# Large or machine-specific paths that .gitignore may not cover.
-EXCLUDES = ["/.git", "/.venv", "/.dvc/cache", "/.dvc/tmp", "/ray_results", "/mlruns", "/mlartifacts",
+# Large or machine-specific paths that .gitignore may not cover (Ray leaves out .git itself).
+EXCLUDES = ["/.venv", "/.dvc/cache", "/.dvc/tmp", "/ray_results", "/mlruns", "/mlartifacts",
             "/mlflow.db*", "/checkpoints"]
 PASSED_ENVIRONMENT = ("MLFLOW_TRACKING_URI", "DVC_NO_ANALYTICS", "RAY_USAGE_STATS_ENABLED")
 
@@ -65,23 +66,32 @@ def main() -> None:
     parser.add_argument("--pull", action="store_true", help="fetch cached outputs from the DVC remote first")
     parser.add_argument("--push", action="store_true", help="push the outputs to the DVC remote afterwards")
     arguments = parser.parse_args()
+    from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
+
+    # Ray's packaging chatter (a line per .gitignore it honours) is not ours to show: the job's log is.
+    for name in [name for name in logging.root.manager.loggerDict if name.startswith("ray")]:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
     address = arguments.address or load_params().cluster.address or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS
     if address.startswith("ray://"):
         raise UserError(f"--address {address!r}: give the dashboard's http://host:port (job submission "
                         "goes through the dashboard, default port 8265)")
-    try:
-        client = JobSubmissionClient(address)
-    except (ConnectionError, RuntimeError) as error:
-        raise UserError(f"{address}: cannot reach the Ray dashboard ({str(error).strip().splitlines()[0]})") from None
     environment = {name: os.environ[name] for name in PASSED_ENVIRONMENT if name in os.environ}
     command = entrypoint(arguments.stage, arguments.pull, arguments.push)
-    job_id = client.submit_job(
-        entrypoint=command,
-        runtime_env={"working_dir": str(Path.cwd()), "excludes": EXCLUDES, "env_vars": environment},
-        metadata={"project": "bottleneck", "git_commit": git_commit(), "stages": " ".join(arguments.stage) or "all"},
-    )
+    try:
+        client = JobSubmissionClient(address)
+        job_id = client.submit_job(
+            entrypoint=command,
+            runtime_env={"working_dir": str(Path.cwd()), "excludes": EXCLUDES, "env_vars": environment},
+            metadata={"project": "bottleneck", "git_commit": git_commit(),
+                      "stages": " ".join(arguments.stage) or "all"},
+        )
+    except AuthenticationError:
+        raise UserError(f"{address}: the cluster refused our Ray auth token: set RAY_AUTH_MODE=token and the "
+                        "cluster's token in RAY_AUTH_TOKEN or ~/.ray/auth_token (README: Ray cluster)") from None
+    except (ConnectionError, RuntimeError) as error:
+        raise UserError(f"{address}: cannot reach the Ray dashboard ({str(error).strip().splitlines()[0]})") from None
     print(f"submitted {job_id} to {address}: {command}")
     print(f"  follow its logs:  ray job logs --address {address} --follow {job_id}")
     print(f"  its status:       ray job status --address {address} {job_id}")

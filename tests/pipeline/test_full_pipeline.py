@@ -24,6 +24,10 @@ TINY = {
               "early_stopping_patience": 0},
     "experiments": {"models": MODELS, "synthetic_models": SYNTHETIC_MODELS},
     "evaluate": {"beam_size": 2, "bootstrap_samples": 50, "heatmaps": 1, "heatmap_min_words": 5},
+    # A real 2-trial Ray Tune sweep of lm-gru, whose best config train@lm-gru then uses.
+    "tune": {"models": ["lm-gru"], "num_samples": 2, "epochs": 1, "batches_per_epoch": 4,
+             "search_space": {"lm": {"train.lr": {"loguniform": [0.001, 0.01]}, "model.hidden_size": {"choice": [16, 24]},
+                                     "model.dropout": {"uniform": [0.0, 0.1]}}}},
 }
 
 
@@ -50,6 +54,7 @@ def test_every_stage_runs_and_writes_its_outputs(repro):
     clone, first = repro
     stages = ["prepare", "prepare_synthetic", "evaluate", "evaluate_synthetic", "report"]
     stages += [f"train@{m}" for m in MODELS] + [f"train_synthetic@{m}" for m in SYNTHETIC_MODELS]
+    stages += [f"tune@{m}" for m in MODELS]
     for stage in stages:
         assert f"Running stage '{stage}'" in first.stdout, stage
     for folder, models in (("reports", MODELS), ("reports/synthetic", SYNTHETIC_MODELS)):
@@ -66,6 +71,10 @@ def test_every_stage_runs_and_writes_its_outputs(repro):
         assert [(r["model"], r["bucket"]) for r in rows] == [(m, b) for m in translation for b in BUCKET_LABELS]
         assert (clone / folder / "figures/bleu_by_length.png").stat().st_size > 10_000
         assert list((clone / folder / "figures").glob("attention_rnnsearch-gru_*.png"))
+    sweep = json.loads((clone / "reports/tune/lm-gru.json").read_text())
+    assert sweep["swept"] and len(sweep["trials"]) == 2 and sweep["best"]["config"]
+    assert json.loads((clone / "reports/train/bible/lm-gru.json").read_text())["tuned"] == sweep["best"]["config"]
+    assert json.loads((clone / "reports/tune/rnnsearch-gru.json").read_text())["swept"] is False
     for model in MODELS:
         assert (clone / f"checkpoints/bible/{model}/best.ckpt").is_file()
         assert json.loads((clone / f"reports/train/bible/{model}.json").read_text())["epochs"] == 1
@@ -92,7 +101,12 @@ def test_mlflow_parent_with_a_child_per_model_and_bleu_by_length(repro):
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("bottleneck.role") == "pipeline"]
     children = [r for r in runs if r.data.tags.get("bottleneck.role") == "model"]
-    assert len(parents) == 1 and len(runs) == 1 + len(children)
+    sweeps = [r for r in runs if r.data.tags.get("bottleneck.role") == "sweep"]
+    trials = [r for r in runs if r.data.tags.get("bottleneck.role") == "trial"]
+    assert len(parents) == 1 and len(sweeps) == 1 and len(trials) == 2
+    assert len(runs) == 1 + len(children) + 1 + 2
+    assert sweeps[0].data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+    assert all(t.data.tags["mlflow.parentRunId"] == sweeps[0].info.run_id for t in trials)
     assert sorted(r.info.run_name for r in children) == sorted(
         [f"bible/{m}" for m in MODELS] + [f"synthetic/{m}" for m in SYNTHETIC_MODELS])
     for child in children:
