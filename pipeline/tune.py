@@ -64,17 +64,21 @@ def sweep_key(model: str, params: Params, data_dir: Path) -> str:
 
 
 def connect(params: Params) -> str:
-    """Start or join Ray; returns where. Workers import this project's code from PROJECT."""
+    """Start or join Ray; returns where. Workers import this project's code from PROJECT, or, inside
+    a Ray job (pipeline.submit), from the job's working directory on every node."""
     import ray
 
     address = params.cluster.address or os.environ.get("RAY_ADDRESS")
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:  # a job's entrypoint: keep the job's runtime_env
+        ray.init(address=address or "auto")
+        return f"the cluster of this Ray job ({address or 'auto'})"
     environment = {"PYTHONPATH": str(PROJECT)}
     for name in ("MLFLOW_TRACKING_URI", "BOTTLENECK_TEST_FAIL_TRIAL_ONCE"):
         if name in os.environ:
             environment[name] = os.environ[name]
     if address:
         try:
-            ray.init(address=address, runtime_env={"env_vars": environment}, log_to_driver=True)
+            ray.init(address=address, runtime_env={"env_vars": environment})
         except ConnectionError as error:
             raise UserError(f"cluster.address / RAY_ADDRESS {address!r}: cannot connect to Ray "
                             f"({str(error).splitlines()[0]})") from None

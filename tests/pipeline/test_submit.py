@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pipeline.helpers import assert_one_line_error, copy_project
+from tests.pipeline.helpers import assert_one_line_error, copy_project, sentence_pairs, write_parallel
+from tests.pipeline.test_full_pipeline import TINY, deep_update
 
 RAY = str(Path(sys.executable).parent / "ray")
 
@@ -24,12 +25,14 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("submit"))
+    write_parallel(project, sentence_pairs(400))  # the tiny corpus of the full-pipeline test, uploaded with the job
     params = yaml.safe_load((project / "params.yaml").read_text())
+    deep_update(params, TINY)
     params["synthetic"]["synthetic"].update(pairs=300, vocab_size=40, max_words=30)
     params["synthetic"]["split"] = {"test_size": 50, "dev_size": 30}
-    params["synthetic"]["workers"] = 1
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qam", "tiny"],
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "tiny"],
                    cwd=project, check=True)
     token = secrets.token_hex(16)
     environment = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token,
@@ -67,6 +70,17 @@ def test_a_submitted_stage_runs_as_a_ray_job(cluster):
     assert "succeeded" in (status.stdout + status.stderr).lower()
     # The upload left this checkout alone.
     assert not (project / "data/synthetic/train").exists()
+
+
+def test_a_sweep_runs_on_the_cluster_inside_a_job(cluster):
+    """tune@lm-gru as a job: DVC prepares the uploaded corpus, the stage joins the job's cluster
+    (not a Ray instance of its own) and its trials train on it."""
+    project, address, environment = cluster
+    result = submit(project, environment, "--address", address, "--stage", "tune@lm-gru", "--wait")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Running stage 'prepare'" in result.stdout and "Running stage 'tune@lm-gru'" in result.stdout
+    assert "sweeping lm-gru on Ray (the cluster of this Ray job" in result.stdout
+    assert "sweep of lm-gru: 2 trials, 0 failed" in result.stdout and "best: trial" in result.stdout
 
 
 def test_a_failing_job_exits_non_zero_when_waiting(cluster):
