@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import signal
 import time
 from functools import partial
 from pathlib import Path
@@ -101,6 +102,31 @@ def check_resources(params: Params) -> None:
             raise ConfigError(f"params.yaml: tune.resources_per_trial: a trial needs {needed:g} {name}s "
                               f"({resources.workers} workers × {per_worker:g}) but the Ray cluster has "
                               f"{available.get(name, 0.0):g}")
+
+
+class Interruption:
+    """Ctrl-C or SIGTERM during ``Tuner.fit``: ask Tune to save its state and stop (its SIGUSR1
+    handler), and remember that it happened. Tune's own SIGINT handler would stop it the same way
+    but then return as if the sweep had finished."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+    def __enter__(self) -> "Interruption":
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+        self.previous = {number: signal.signal(number, self.handle) for number in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def handle(self, number: int, frame) -> None:
+        self.signal = signal.Signals(number).name
+        self.__exit__()  # a second Ctrl-C stops at once
+        if signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None):  # Tune's loop has not started yet
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    def __exit__(self, *exception) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
 
 
 def trial_id_of(result) -> str:
@@ -205,7 +231,11 @@ def sweep(model: str, params: Params) -> dict[str, Any]:
                                           failure_config=tune.FailureConfig(max_failures=config.max_failures)),
             )
         started = time.monotonic()
-        results = tuner.fit()
+        with Interruption() as interruption:
+            results = tuner.fit()
+        if interruption.signal:  # Tune saved its state and returned: half a sweep is not a result
+            raise UserError(f"the sweep of {model} was interrupted ({interruption.signal}); run the stage "
+                            f"again to resume it ({experiment})")
         summary = summarise(results, params, time.monotonic() - started)
     finally:
         ray.shutdown()

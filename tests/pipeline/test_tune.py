@@ -3,8 +3,10 @@ Ray Train's Lightning integration, retries, the MLflow run tree, the tuned confi
 and bad tune params stopped before any trial."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -128,6 +130,37 @@ def test_the_sweep_resumes_instead_of_starting_over(sweep):
     assert [t["trial_id"] for t in after["trials"]] == [t["trial_id"] for t in before["trials"]]
     assert after["best"] == before["best"]
     _, runs = mlflow_runs(project)
+    assert sum(r.data.tags.get("bottleneck.role") == "trial" for r in runs) == 3
+
+
+def test_an_interrupted_sweep_resumes_where_it_stopped(project):
+    tiny_project(project, max_concurrent_trials=1)
+    command = [sys.executable, "-m", "pipeline.tune", "lm-gru"]
+    process = subprocess.Popen(command, cwd=project, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        reports = [p for p in project.glob("ray_results/lm-gru-*/run_trial_*/result.json") if p.stat().st_size]
+        if reports:  # the first trial has finished an epoch: interrupt the sweep as Ctrl-C would
+            break
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1, stderr[-3000:]
+    assert "error: the sweep of lm-gru was interrupted (SIGINT); run the stage again" in stderr.strip().splitlines()[-1]
+    assert not (project / "reports/tune/lm-gru.json").exists()  # no result from half a sweep
+    interrupted = {"_".join(p.parent.name.split("_")[2:4])  # run_trial_<id>_<index>_<config>…
+                   for p in project.glob("ray_results/lm-gru-*/run_trial_*/result.json")}
+    assert interrupted
+
+    result = run_tune(project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming the interrupted sweep" in result.stdout
+    summary = json.loads((project / "reports/tune/lm-gru.json").read_text())
+    assert len(summary["trials"]) == 3 and summary["failed"] == 0
+    assert interrupted <= {t["trial_id"] for t in summary["trials"]}  # the same trials, resumed
+    _, runs = mlflow_runs(project)
+    assert sum(r.data.tags.get("bottleneck.role") == "sweep" for r in runs) == 1
     assert sum(r.data.tags.get("bottleneck.role") == "trial" for r in runs) == 3
 
 
