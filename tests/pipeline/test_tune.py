@@ -164,6 +164,16 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(project):
     assert sum(r.data.tags.get("bottleneck.role") == "trial" for r in runs) == 3
 
 
+def test_a_trial_can_itself_be_a_ddp_run_of_two_workers(project):
+    tiny_project(project, num_samples=1, epochs=1, resources_per_trial={"workers": 2, "cpus_per_worker": 1})
+    result = run_tune(project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert ") from rank 0" in log and ") from rank 1" in log  # Ray Train: each DDP rank reported its epoch
+    summary = json.loads((project / "reports/tune/lm-gru.json").read_text())
+    assert summary["trials"][0]["status"] == "completed" and summary["best"]["dev_loss"] > 0
+
+
 def test_trials_that_keep_crashing_are_listed_with_their_error(project):
     tiny_project(project, num_samples=1, max_failures=0)
     result = run_tune(project, BOTTLENECK_TEST_FAIL_TRIAL_ONCE=str(project / "crashed"))
