@@ -155,6 +155,53 @@ def training_section() -> str:
          "stopped by"], rows)])
 
 
+def sweep_section() -> str:
+    """The Ray Tune sweeps (reports/tune): each swept model's trials and the config training used."""
+    parts = []
+    for path in sorted((REPORTS / "tune").glob("*.json")):
+        sweep = json.loads(path.read_text())
+        if not sweep.get("swept"):
+            continue
+        metric = sweep["metric"]
+        best = sweep["best"]["trial_id"] if sweep.get("best") else None
+        rows = [[trial["trial_id"] + (" (best)" if trial["trial_id"] == best else ""), trial["status"],
+                 str(trial["epochs"]), number(trial["best"], 3),
+                 ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in sorted(trial["config"].items())) or "-"]
+                for trial in sweep["trials"]]
+        parts += [f"### `{sweep['model']}`: {len(rows)} trials in {number(sweep['wall_minutes'])} min, "
+                  f"{sweep['stopped_early']} stopped early by ASHA, {sweep['failed']} failed", "",
+                  table(["trial", "status", "epochs", f"best {metric}", "config"], rows), ""]
+    if not parts:
+        return ""
+    return "\n".join(["## Sweeps (Ray Tune, ASHA on the dev set)", "",
+                      "With `train.use_tuned: true` the training stage used each best config.", "", *parts])
+
+
+def budget_section() -> str:
+    """Curves measured by benchmarks/budget_curve.py (reports/budgets): BLEU by length per budget."""
+    parts = []
+    for path in sorted((REPORTS / "budgets").glob("*.csv")):
+        rows = read_rows(path)
+        corpus, _, model = path.stem.partition("_")
+        lines = []
+        for epochs in sorted({int(r["epochs"]) for r in rows}):
+            by_bucket = {r["bucket"]: r for r in rows if int(r["epochs"]) == epochs}
+            short, long = by_bucket.get("10-19"), by_bucket.get("40-49")
+            if short and long:
+                lines.append([str(epochs), number(short["dev_ppl"], 1), number(short["bleu"]), number(long["bleu"]),
+                              number(float(long["bleu"]) / max(float(short["bleu"]), 1e-9), 2),
+                              f"{number(short['p4'])} → {number(long['p4'])}", f"{number(short['bp'], 2)} → {number(long['bp'], 2)}"])
+        parts += [f"### {corpus}: `{model}`", "", f"![{path.stem}](budgets/{path.stem}.png)", "",
+                  table(["epochs", "dev ppl", "BLEU 10-19", "BLEU 40-49", "ratio", "p4 10-19 → 40-49",
+                         "BP 10-19 → 40-49"], lines), ""]
+    if not parts:
+        return ""
+    return "\n".join(["## Training budget (`benchmarks/budget_curve.py`)", "",
+                      "The same model trained longer, each point continuing the previous one; test BLEU by "
+                      "source length. The default pipeline's budget is the first row.", "", *parts])
+
+
 def language_model_section(metrics: dict[str, Any], samples: dict[str, Any]) -> str:
     models = [m for m, v in metrics.items() if "ppl" in v]
     if not models:
@@ -197,12 +244,14 @@ def render() -> str:
         "(RNNsearch, Bahdanau et al. 2014), BLEU by source sentence length. Produced by `make repro` "
         f"({revision()}); regenerate with `dvc repro report`.",
         experiment_section("synthetic"),
+        budget_section(),
         experiment_section("bible"),
         "### The paper's Table 1 (WMT'14 En→Fr, 348M words, 30k vocabularies, 1000 hidden units, days on a GPU)\n\n"
         + paper,
         language_model_section(bible_metrics, samples),
         examples_section(samples),
         training_section(),
+        sweep_section(),
         "## Reproduce\n\n```bash\nmake repro            # the whole pipeline (dvc repro)\n"
         "dvc metrics show      # every score\ndvc exp run -S train.lr=0.002   # an experiment\nmake ui               "
         "# MLflow UI on 127.0.0.1: runs side by side, bleu_by_length curves\n```",

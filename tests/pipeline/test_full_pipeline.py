@@ -81,6 +81,7 @@ def test_every_stage_runs_and_writes_its_outputs(repro):
     report = (clone / "reports/README.md").read_text()
     assert "RNNsearch-50" in report and "figures/bleu_by_length.png" in report
     assert "synthetic/figures/bleu_by_length.png" in report and "**Measured:**" in report
+    assert "## Sweeps (Ray Tune, ASHA on the dev set)" in report and "### `lm-gru`: 2 trials" in report
 
 
 def test_second_repro_runs_nothing_and_dvc_reads_the_metrics(repro):
