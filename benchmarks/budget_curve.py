@@ -26,16 +26,18 @@ from pathlib import Path
 import yaml
 
 PROJECT = Path(__file__).resolve().parents[1]
-DATA = {"bible": "data/prepared", "synthetic": "data/synthetic"}
-SYNTHETIC_SECTION = {"bible": "models", "synthetic": "synthetic_models"}
+sys.path.insert(0, str(PROJECT))
+
+from pipeline.corpora import CORPORA  # noqa: E402
 
 
 def run(folder: Path, corpus: str, model: str, epochs: list[int]) -> None:
-    (folder / "data").mkdir(parents=True, exist_ok=True)
-    if not (folder / DATA[corpus]).exists():
-        (folder / DATA[corpus]).symlink_to(PROJECT / DATA[corpus])
+    paths = CORPORA[corpus]
+    (folder / paths.data).parent.mkdir(parents=True, exist_ok=True)
+    if not (folder / paths.data).exists():
+        (folder / paths.data).symlink_to(PROJECT / paths.data)
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    params["experiments"][SYNTHETIC_SECTION[corpus]] = [model]
+    params["experiments"][paths.models_key] = [model]
     params["train"]["time_budget_minutes"] = {"lm": 10_000, "rnnenc": 10_000, "rnnsearch": 10_000}
     params["train"]["use_tuned"] = False
     environment = dict(os.environ, PYTHONPATH=str(PROJECT))
@@ -46,7 +48,7 @@ def run(folder: Path, corpus: str, model: str, epochs: list[int]) -> None:
             print(f"{budget} epochs: python -m {' '.join(stage)}", flush=True)
             subprocess.run([sys.executable, "-m", *stage], cwd=folder, env=environment, check=True,
                            stdout=subprocess.DEVNULL)
-        reports = folder / ("reports" if corpus == "bible" else "reports/synthetic")
+        reports = folder / paths.reports
         (folder / f"train_{budget}.json").write_text((folder / f"reports/train/{corpus}/{model}.json").read_text())
         (folder / f"bbl_{budget}.csv").write_text((reports / "bleu_by_length.csv").read_text())
 
@@ -95,7 +97,7 @@ def collect(folder: Path, corpus: str, model: str) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", choices=sorted(DATA), default="synthetic")
+    parser.add_argument("--corpus", choices=sorted(CORPORA), default="synthetic")
     parser.add_argument("--model", default="rnnenc-gru")
     parser.add_argument("--epochs", type=int, nargs="+", default=[4, 12, 24, 48])
     parser.add_argument("--collect", type=Path, help="only summarise a folder of an earlier run")

@@ -39,6 +39,7 @@ from models.special_tokens import PAD, SPECIAL_TOKENS, UNK
 from pipeline import figures
 from pipeline.bleu_by_length import CSV_COLUMNS, ModelScores, no_unk_mask, score_model
 from pipeline.config import EvaluateConfig, load_params
+from pipeline.corpora import CORPORA, Corpus
 from pipeline.errors import DataError, UserError, stage_entry_point
 from pipeline.length_buckets import bucket_index
 from pipeline.tokenization import Detokenizer
@@ -48,19 +49,6 @@ if TYPE_CHECKING:
     from pipeline.datamodule import ParallelSplit
 
 
-@dataclass(frozen=True)
-class Corpus:
-    data: Path
-    checkpoints: Path
-    reports: Path
-    prepare_command: str
-
-
-CORPORA = {
-    "bible": Corpus(Path("data/prepared"), Path("checkpoints/bible"), Path("reports"), "python -m pipeline.prepare"),
-    "synthetic": Corpus(Path("data/synthetic"), Path("checkpoints/synthetic"), Path("reports/synthetic"),
-                        "python -m pipeline.prepare --section synthetic"),
-}
 FILES = ("metrics.json", "bleu_by_length.csv", "samples.json")  # replaced whole
 HYPOTHESES, FIGURES = "hypotheses", "figures"
 OWN_FIGURES = ("bleu_by_length.png", "attention_*.png")  # other stages may put figures beside these
@@ -103,17 +91,10 @@ def _read_lines(path: Path) -> list[str]:
         return [line.rstrip("\n") for line in handle]
 
 
-def _require_prepared(corpus: Corpus) -> Path:
-    corpus_file = corpus.data / "corpus.json"
-    if not corpus_file.exists():
-        raise DataError(f"{corpus_file}: not found (made by the prepare stage: {corpus.prepare_command})")
-    return corpus_file
-
-
 def load_test_set(corpus: Corpus) -> TestSet:
     from pipeline.datamodule import ParallelSplit  # Lightning: see _LAZY
 
-    corpus_file = _require_prepared(corpus)
+    corpus_file = corpus.require_prepared()
     info = json.loads(corpus_file.read_text(encoding="utf-8"))
     test = corpus.data / "test"
     reference_files = info.get("references", ["tgt.txt"])
@@ -124,7 +105,7 @@ def load_test_set(corpus: Corpus) -> TestSet:
         references = [_read_lines(test / name) for name in reference_files]
         vocabularies = [Vocabulary.load(corpus.data / "vocab" / f"{side}.json") for side in ("src", "tgt")]
     except FileNotFoundError as error:
-        raise DataError(f"{error.filename}: not found (made by the prepare stage: {corpus.prepare_command})") from None
+        raise corpus.missing(error.filename) from None
     for name, count in [("src_words.npy", len(src_words)), ("src.txt", len(sources)),
                         *zip(reference_files, map(len, references))]:
         if count != len(split):
@@ -252,9 +233,9 @@ def publish(work: Path, reports: Path) -> None:
 def evaluate(corpus_name: str, models: list[str], config: EvaluateConfig) -> dict:
     corpus = CORPORA[corpus_name]
     if not models:
-        raise UserError(f"experiments.{'synthetic_models' if corpus_name == 'synthetic' else 'models'} "
+        raise UserError(f"experiments.{corpus.models_key} "
                         f"is empty: nothing to evaluate on the {corpus_name} corpus")
-    _require_prepared(corpus)
+    corpus.require_prepared()
     # Every checkpoint is checked before the first one decodes: no half run for a missing file.
     paths = {name: corpus.checkpoints / name / "best.ckpt" for name in models}
     for name, path in paths.items():

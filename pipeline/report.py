@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import UserError, stage_entry_point
+from pipeline.tuned import describe
 from pipeline.length_buckets import BUCKET_LABELS
 
 REPORTS = Path("reports")
@@ -166,8 +167,7 @@ def sweep_section() -> str:
         best = sweep["best"]["trial_id"] if sweep.get("best") else None
         rows = [[trial["trial_id"] + (" (best)" if trial["trial_id"] == best else ""), trial["status"],
                  str(trial["epochs"]), number(trial["best"], 3),
-                 ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                           for k, v in sorted(trial["config"].items())) or "-"]
+                 describe(trial["config"])]
                 for trial in sweep["trials"]]
         parts += [f"### `{sweep['model']}`: {len(rows)} trials in {number(sweep['wall_minutes'])} min, "
                   f"{sweep['stopped_early']} stopped early by ASHA, {sweep['failed']} failed", "",

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from pipeline.config import Params, load_params
-from pipeline.errors import ConfigError, UserError, stage_entry_point
+from pipeline.corpora import CORPORA
+from pipeline.errors import ConfigError, stage_entry_point
 
-CORPORA = {"bible": Path("data/prepared"), "synthetic": Path("data/synthetic")}
 # Settings that only say how long or where to train: changing them continues a run, not restarts it.
 CONTINUABLE = {"max_epochs", "time_budget_minutes", "early_stopping_patience", "accelerator", "devices",
                "num_workers", "checkpoint_every_minutes", "dev_bleu_every", "dev_bleu_sentences",
@@ -96,12 +96,6 @@ def build_task_and_data(model: str, data_dir: Path, params: Params):
     return task, datamodule
 
 
-def require_prepared(corpus: str, data_dir: Path) -> None:
-    if not (data_dir / "stats.json").exists():
-        stage = "prepare" if corpus == "bible" else "prepare_synthetic"
-        raise UserError(f"{data_dir}: no prepared corpus (run `dvc repro {stage}` first)")
-
-
 def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     import pytorch_lightning as pl
     import torch
@@ -114,15 +108,15 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     from pipeline.tuned import tuned_params
 
     family, _ = parse_model_name(model)
-    data_dir = CORPORA[corpus]
-    require_prepared(corpus, data_dir)
+    CORPORA[corpus].require_prepared()
+    data_dir = CORPORA[corpus].data
     tuned: dict[str, Any] = {}
     if corpus == "bible":  # sweeps run on the Bible corpus
         params, tuned = tuned_params(params, model)
     config = params.train
     pl.seed_everything(config.seed, workers=True, verbose=False)
     torch.set_flush_denormal(True)  # denormal floats are ~100× slower on x86 CPUs (see pipeline.evaluate)
-    checkpoints = Path("checkpoints") / corpus / model
+    checkpoints = CORPORA[corpus].checkpoints / model
     rank_zero = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
     resume = resume_checkpoint(checkpoints, fingerprint(model, params, data_dir)) if rank_zero else None
 

@@ -44,16 +44,17 @@ def train_worker(setup: dict[str, Any]) -> None:
     pl.seed_everything(params.train.seed, workers=True, verbose=False)
     task, datamodule = build_task_and_data(setup["model"], data_dir, params)
 
+    tune = params.tune
     rank_zero = ray.train.get_context().get_world_rank() == 0
-    logger = MLFlowLogger(experiment_name=setup["experiment"], tracking_uri=setup["tracking_uri"],
+    logger = MLFlowLogger(experiment_name=params.mlflow.experiment, tracking_uri=setup["tracking_uri"],
                           run_id=setup["run_id"]) if rank_zero else False
     callbacks: list[pl.Callback] = [RayTrainReportCallback(), TQDMProgressBar(refresh_rate=20)]
-    if setup["metric"] == "dev_bleu":
+    if tune.metric == "dev_bleu":
         callbacks.append(DevBleu(data_dir, params.train.dev_bleu_sentences, 1, params.train.beam_size))
     trainer = pl.Trainer(
-        accelerator="gpu" if setup["use_gpu"] else "cpu", devices="auto", strategy=RayDDPStrategy(),
-        plugins=[RayLightningEnvironment()], precision=params.train.precision, max_epochs=setup["epochs"],
-        limit_train_batches=setup["batches_per_epoch"] or 1.0, use_distributed_sampler=False,
+        accelerator="gpu" if tune.resources_per_trial.gpus_per_worker else "cpu", devices="auto",
+        strategy=RayDDPStrategy(), plugins=[RayLightningEnvironment()], precision=params.train.precision,
+        max_epochs=tune.epochs, limit_train_batches=tune.batches_per_epoch or 1.0, use_distributed_sampler=False,
         callbacks=callbacks, logger=logger, enable_checkpointing=False, num_sanity_val_steps=0,
         log_every_n_steps=10,
     )
@@ -80,15 +81,12 @@ def run_trial(config: dict[str, Any], *, sweep: dict[str, Any]) -> None:
         raise RuntimeError(f"injected failure of trial {trial_id} (first attempt)")
 
     params = overlay(Params.model_validate(sweep["params"]), config)
-    tracker = Tracker(MlflowConfig(tracking_uri=sweep["tracking_uri"], experiment=sweep["experiment"]))
+    tracker = Tracker(MlflowConfig(tracking_uri=sweep["tracking_uri"], experiment=params.mlflow.experiment))
     run_id = tracker.trial_run(sweep["sweep_run"], trial_id, config)
     resources = params.tune.resources_per_trial
     use_gpu = resources.gpus_per_worker > 0
-    setup = {"params": params.model_dump(mode="json"), "model": sweep["model"],
-             "data_dir": sweep["data_dir"], "metric": params.tune.metric,
-             "epochs": params.tune.epochs, "batches_per_epoch": params.tune.batches_per_epoch,
-             "use_gpu": use_gpu, "run_id": run_id, "tracking_uri": sweep["tracking_uri"],
-             "experiment": sweep["experiment"]}
+    setup = {"params": params.model_dump(mode="json"), "model": sweep["model"], "data_dir": sweep["data_dir"],
+             "run_id": run_id, "tracking_uri": sweep["tracking_uri"]}
     per_worker = {"CPU": resources.cpus_per_worker, **({"GPU": resources.gpus_per_worker} if use_gpu else {})}
     trainer = TorchTrainer(
         train_worker, train_loop_config=setup,

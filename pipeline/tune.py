@@ -29,8 +29,9 @@ from typing import Any
 
 from pipeline.config import Dimension, Params, load_params
 from pipeline.errors import ConfigError, UserError, stage_entry_point
-from pipeline.train import CORPORA, MODEL_CODE, require_prepared
-from pipeline.tuned import TUNE_REPORTS
+from pipeline.corpora import CORPORA
+from pipeline.train import MODEL_CODE
+from pipeline.tuned import TUNE_REPORTS, describe
 
 PROJECT = Path(__file__).resolve().parents[1]  # the code: Ray workers import it from here
 CORPUS = "bible"
@@ -133,7 +134,7 @@ def trial_id_of(result) -> str:
     return str(result.metrics.get("trial_id") or Path(result.path).name.split("_")[2])
 
 
-def summarise(results, params: Params, wall_seconds: float) -> dict[str, Any]:
+def summarise(model: str, experiment: str, results, params: Params, wall_seconds: float) -> dict[str, Any]:
     metric, mode = params.tune.metric, MODES[params.tune.metric]
     trials = []
     for result in results:
@@ -154,7 +155,7 @@ def summarise(results, params: Params, wall_seconds: float) -> dict[str, Any]:
     scored = [t for t in trials if t["best"] is not None]
     best = (min if mode == "min" else max)(scored, key=lambda t: t["best"]) if scored else None
     return {
-        "model": None, "corpus": CORPUS, "swept": True, "metric": metric, "mode": mode,
+        "model": model, "corpus": CORPUS, "swept": True, "metric": metric, "mode": mode,
         "best": {"trial_id": best["trial_id"], "config": best["config"], metric: best["best"]} if best else None,
         "trials": trials,
         "failed": sum(t["status"] == "error" for t in trials),
@@ -164,6 +165,7 @@ def summarise(results, params: Params, wall_seconds: float) -> dict[str, Any]:
         "trial_minutes": round(sum(t["minutes"] for t in trials), 2),
         "max_concurrent_trials": params.tune.max_concurrent_trials,
         "resources_per_trial": params.tune.resources_per_trial.model_dump(),
+        "experiment_path": experiment,
     }
 
 
@@ -174,8 +176,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(f"{'trial':<12} {'status':<22} {'epochs':>6} {metric:>9}  config / error")
     for trial in summary["trials"]:
         value = f"{trial['best']:.4f}" if trial["best"] is not None else "-"
-        detail = trial["error"] or ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                             for k, v in sorted(trial["config"].items()))
+        detail = trial["error"] or describe(trial["config"])
         print(f"{trial['trial_id']:<12} {trial['status']:<22} {trial['epochs']:>6} {value:>9}  {detail}")
     if summary["best"]:
         print(f"best: trial {summary['best']['trial_id']} {metric} {summary['best'][metric]:.4f} "
@@ -190,8 +191,8 @@ def sweep(model: str, params: Params) -> dict[str, Any]:
 
     from pipeline.tracking import Tracker
 
-    data_dir = CORPORA[CORPUS]
-    require_prepared(CORPUS, data_dir)
+    CORPORA[CORPUS].require_prepared()
+    data_dir = CORPORA[CORPUS].data
     config = params.tune
     family = model.split("-")[0]
     key = sweep_key(model, params, data_dir)
@@ -206,10 +207,9 @@ def sweep(model: str, params: Params) -> dict[str, Any]:
         tracker = Tracker(params.mlflow)  # creates the experiment here, on the driver, before any trial
         sweep_run = tracker.sweep_run(CORPUS, model, key, resume)
         print(f"sweeping {model} on Ray ({where}): {config.num_samples} trials, at most "
-              f"{config.max_concurrent_trials} at once, {config.epochs} epochs each; results in {storage}/{name}")
+              f"{config.max_concurrent_trials} at once, {config.epochs} epochs each; results in {experiment}")
         shared = {"params": params.model_dump(mode="json"), "model": model, "data_dir": str(data_dir.resolve()),
-                  "sweep_run": sweep_run, "tracking_uri": tracker.uri, "experiment": params.mlflow.experiment,
-                  "name": name, "train_storage": f"{storage}/{name}-train"}
+                  "sweep_run": sweep_run, "tracking_uri": tracker.uri, "name": name, "train_storage": f"{storage}/{name}-train"}
         from pipeline.trial import run_trial
 
         # The function only drives a TorchTrainer whose workers hold the CPUs/GPUs (DESIGN §7). Ray
@@ -236,11 +236,9 @@ def sweep(model: str, params: Params) -> dict[str, Any]:
         if interruption.signal:  # Tune saved its state and returned: half a sweep is not a result
             raise UserError(f"the sweep of {model} was interrupted ({interruption.signal}); run the stage "
                             f"again to resume it ({experiment})")
-        summary = summarise(results, params, time.monotonic() - started)
+        summary = summarise(model, experiment, results, params, time.monotonic() - started)
     finally:
         ray.shutdown()
-    summary["model"] = model
-    summary["experiment_path"] = f"{storage}/{name}"
     record(tracker, sweep_run, summary)
     return summary
 
@@ -258,13 +256,13 @@ def record(tracker, sweep_run: str, summary: dict[str, Any]) -> None:
         metrics.append(Metric(f"best_{summary['metric']}", float(summary["best"][summary["metric"]]), now, 0))
         params = [Param(f"best.{k}", str(v)) for k, v in sorted(summary["best"]["config"].items())]
     tracker.client.log_batch(sweep_run, metrics=metrics, params=params)
-    for trial in summary["trials"]:
-        runs = tracker.client.search_runs([tracker.experiment_id], f"tags.`{ROLE}` = 'trial' and "
-                                          f"tags.`mlflow.parentRunId` = '{sweep_run}' and "
-                                          f"tags.`{TRIAL}` = '{trial['trial_id']}'")
-        for run in runs:
-            tracker.client.set_tag(run.info.run_id, "tune.status", trial["status"])
-            tracker.client.set_terminated(run.info.run_id, "FAILED" if trial["status"] == "error" else "FINISHED")
+    status = {trial["trial_id"]: trial["status"] for trial in summary["trials"]}
+    for run in tracker.client.search_runs([tracker.experiment_id], f"tags.`{ROLE}` = 'trial' and "
+                                          f"tags.`mlflow.parentRunId` = '{sweep_run}'"):
+        trial = status.get(run.data.tags[TRIAL])
+        if trial:
+            tracker.client.set_tag(run.info.run_id, "tune.status", trial)
+            tracker.client.set_terminated(run.info.run_id, "FAILED" if trial == "error" else "FINISHED")
     tracker.client.set_terminated(sweep_run)
 
 

@@ -25,6 +25,11 @@ def overlay(params: Params, config: dict[str, Any]) -> Params:
     return Params.model_validate(raw)
 
 
+def describe(config: dict[str, Any]) -> str:
+    """``model.hidden_size=128, train.lr=0.003162`` for tables."""
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(config.items())) or "-"
+
+
 def tuned_params(params: Params, model: str, reports: Path = TUNE_REPORTS) -> tuple[Params, dict[str, Any]]:
     """(params to train ``model`` with, the tuned config applied: empty when none)."""
     if not params.train.use_tuned:
