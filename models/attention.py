@@ -27,8 +27,13 @@ class AdditiveAttention(nn.Module):
                 mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """query s_{i-1} (B, Q), keys h (B, T, K), U h (B, T, A), mask (B, T) True on real words
         -> context c_i (B, K), weights α_i (B, T) (exactly 0 where mask is False)."""
-        energy = self.v(torch.tanh(self.W(query).unsqueeze(1) + projected_keys)).squeeze(-1)  # (B, T)
+        return self.attend(self.W(query), keys, projected_keys, mask)
+
+    def attend(self, projected_query: torch.Tensor, keys: torch.Tensor, projected_keys: torch.Tensor,
+               mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward`` with W s_{i-1} (B, A) already computed (RNNsearch shares that matmul with its cell)."""
+        energy = self.v(torch.tanh(projected_query.unsqueeze(1) + projected_keys)).squeeze(-1)  # (B, T)
         energy = energy.masked_fill(~mask, float("-inf"))  # exp(-inf) = 0: padding gets no weight
         weights = torch.softmax(energy, dim=-1)  # (B, T)
-        context = torch.bmm(weights.unsqueeze(1), keys).squeeze(1)  # (B, K)
+        context = torch.bmm(weights.unsqueeze(1).to(keys.dtype), keys).squeeze(1)  # (B, K)
         return context, weights

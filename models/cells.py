@@ -77,9 +77,44 @@ class Recurrent(nn.Module):
         h = h.contiguous()  # cuDNN wants contiguous states
         return (h, torch.zeros_like(h)) if self.cell == "lstm" else h
 
+    def single_torch_layer(self) -> bool:
+        """True for one layer of a torch cell: the decoders then run ``cell_update`` on gates they
+        partly precompute (see models.rnnsearch) instead of calling the module once per step."""
+        return self.cell in _TORCH_CELLS and self.num_layers == 1 and self.num_directions == 1
+
+    def layer_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """W_ih (G, I), W_hh (G, H), b_ih (G,), b_hh (G,) of a single torch layer; G = gates × H."""
+        rnn = self.rnn
+        return rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
+
     @staticmethod
     def reorder_state(state: State, index: torch.Tensor) -> State:
         """Select/reorder batch entries (beam search): index (B',) into dimension 1."""
         if isinstance(state, tuple):
             return tuple(s.index_select(1, index) for s in state)
         return state.index_select(1, index)
+
+
+def cell_update(cell: str, input_gates: torch.Tensor, hidden_gates: torch.Tensor, state: State) -> State:
+    """One step of a single torch layer from its two projections, in torch's gate order:
+    input_gates = W_ih x + b_ih and hidden_gates = W_hh h + b_hh, both (B, G); state as in the
+    module docstring with L*D = 1. Gives the numbers of ``nn.GRU`` / ``nn.LSTM`` / ``nn.RNN``.
+
+    gru  (Cho et al. 2014, arXiv 1406.1078 Sec. 2.3): r, z = σ(·); n = tanh(i_n + r ⊙ h_n); h' = (1-z) ⊙ n + z ⊙ h
+    lstm (Hochreiter & Schmidhuber 1997): i, f, g, o; c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g); h' = σ(o) ⊙ tanh(c')
+    rnn  (Elman 1990): h' = tanh(i + h)
+    """
+    if cell == "gru":
+        h = state[0]  # (B, H)
+        H = h.size(-1)
+        reset, update = torch.sigmoid(input_gates[:, : 2 * H] + hidden_gates[:, : 2 * H]).chunk(2, dim=-1)
+        candidate = torch.tanh(input_gates[:, 2 * H:] + reset * hidden_gates[:, 2 * H:])
+        return torch.lerp(candidate, h, update).unsqueeze(0)  # n + z (h - n)
+    if cell == "lstm":
+        h, c = state[0][0], state[1][0]
+        i, f, g, o = (input_gates + hidden_gates).chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return (torch.sigmoid(o) * torch.tanh(c)).unsqueeze(0), c.unsqueeze(0)
+    if cell == "rnn":
+        return torch.tanh(input_gates + hidden_gates).unsqueeze(0)
+    raise ValueError(f"cell_update: no gate form for cell {cell!r}")

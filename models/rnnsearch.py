@@ -14,15 +14,29 @@ target steps. With several layers the top layer's state is the attention query a
 initialises every decoder layer; an LSTM's memory cell starts at zero.
 """
 
+from typing import NamedTuple
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from models.attention import AdditiveAttention
-from models.cells import Recurrent, State
+from models.cells import Recurrent, State, cell_update
 from models.encoder_decoder import EncoderDecoder, Memory
 from models.maxout import MaxoutOutput
 from models.sequences import length_mask
 from models.special_tokens import PAD
+
+
+class GateWeights(NamedTuple):
+    """The decoder cell's weights as ``RNNSearch._recur_gates`` uses them (G = gates × H)."""
+
+    word: torch.Tensor  # W_e (G, E)
+    word_bias: torch.Tensor  # b_ih (G,)
+    context: torch.Tensor  # W_cᵀ (2H, G)
+    state: torch.Tensor  # [W; W_hh] (A + G, H)
+    state_bias: torch.Tensor  # [0; b_hh] (A + G,)
+    attention_size: int  # A
 
 
 class RNNSearch(EncoderDecoder):
@@ -60,7 +74,7 @@ class RNNSearch(EncoderDecoder):
 
     def _recur(self, e: torch.Tensor, state: State,
                memory: Memory) -> tuple[torch.Tensor, torch.Tensor, State, torch.Tensor]:
-        """Embedded y_{i-1} (B, E) -> s_{i-1} (B, H), c_i (B, 2H), s_i, α_i (B, T_x).
+        """Embedded y_{i-1} (B, E) -> s_{i-1} (B, H), c_i (B, 2H), s_i, α_i (B, T_x); any cell or depth.
 
         Only what the recurrence needs; the deep output (the vocabulary-sized layer) depends on
         nothing recurrent, so teacher forcing applies it to all steps at once after the loop.
@@ -70,23 +84,66 @@ class RNNSearch(EncoderDecoder):
         _, state = self.decoder.step(torch.cat([e, context], dim=-1), state)  # s_i
         return s_prev, context, state, alpha
 
+    def _gate_weights(self) -> GateWeights:
+        """The decoder cell's weights split for ``_recur_gates`` (a single torch layer).
+
+        The cell reads [E y_{i-1}; c_i]: W_ih = [W_e | W_c]. W_e E y_{i-1} does not depend on the
+        recurrence, so teacher forcing computes it for all steps in one matmul. s_{i-1} enters both
+        the attention query W s_{i-1} and the cell's W_hh s_{i-1}: one matmul per step for both.
+        """
+        w_ih, w_hh, b_ih, b_hh = self.decoder.layer_weights()
+        E = self.tgt_embed.embedding_dim
+        w_query = self.attention.W.weight  # (A, H)
+        return GateWeights(w_ih[:, :E], b_ih, w_ih[:, E:].t(), torch.cat([w_query, w_hh]),
+                           torch.cat([b_hh.new_zeros(w_query.size(0)), b_hh]), w_query.size(0))
+
+    def _recur_gates(self, word_gates: torch.Tensor, state: State, memory: Memory,
+                     weights: GateWeights) -> tuple[torch.Tensor, torch.Tensor, State, torch.Tensor]:
+        """``_recur`` for a single torch layer, from W_e E y_{i-1} + b_ih (B, G): same numbers, fewer ops."""
+        s_prev = self.decoder.hidden(state)[-1]  # s_{i-1} (B, H)
+        query, hidden_gates = F.linear(s_prev, weights.state, weights.state_bias).split(
+            [weights.attention_size, word_gates.size(-1)], dim=-1)  # W s_{i-1} (B, A), W_hh s_{i-1} + b_hh (B, G)
+        context, alpha = self.attention.attend(query, memory["annotations"], memory["keys"], memory["mask"])
+        input_gates = torch.addmm(word_gates, context, weights.context)  # W_ih [E y; c] + b_ih (B, G)
+        return s_prev, context, cell_update(self.decoder.cell, input_gates, hidden_gates, state), alpha
+
     def step(self, prev_tokens: torch.Tensor, state: State,
              memory: Memory) -> tuple[torch.Tensor, State, torch.Tensor]:
         e = self.dropout(self.tgt_embed(prev_tokens))  # (B, E)
-        s_prev, context, state, alpha = self._recur(e, state, memory)
+        if self.decoder.single_torch_layer():
+            weights = self._gate_weights()
+            s_prev, context, state, alpha = self._recur_gates(
+                F.linear(e, weights.word, weights.word_bias), state, memory, weights)
+        else:
+            s_prev, context, state, alpha = self._recur(e, state, memory)
         return torch.log_softmax(self.output(s_prev, e, context), dim=-1), state, alpha
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
                 tgt_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """tgt_lengths is not needed: steps past a sentence's end only produce logits the loss ignores."""
         memory = self.encode(src, src_lengths)
-        state = self.init_state(memory)
         emb = self.dropout(self.tgt_embed(tgt_in))  # (B, T_y, E), all steps at once
         states, contexts, alphas = [], [], []
-        for i in range(tgt_in.size(1)):
-            s_prev, context, state, alpha = self._recur(emb[:, i], state, memory)
-            states.append(s_prev)
-            contexts.append(context)
-            alphas.append(alpha)
+        if self.decoder.single_torch_layer():
+            weights = self._gate_weights()
+            word_gates = F.linear(emb, weights.word, weights.word_bias)  # (B, T_y, G), all steps at once
+            # The recurrence in fp32 even under mixed precision: its matmuls are (B, H) small, where
+            # bf16 gains nothing on a CPU and the casts at every step cost more than they save.
+            with torch.autocast(src.device.type, enabled=False):
+                memory = {key: value.float() if value.is_floating_point() else value for key, value in memory.items()}
+                state = self.init_state(memory)
+                for gates in word_gates.float().unbind(1):  # unbind: one backward for all steps, not one per slice
+                    s_prev, context, state, alpha = self._recur_gates(gates, state, memory, weights)
+                    states.append(s_prev)
+                    contexts.append(context)
+                    alphas.append(alpha)
+        else:
+            state = self.init_state(memory)
+            for e in emb.unbind(1):
+                s_prev, context, state, alpha = self._recur(e, state, memory)
+                states.append(s_prev)
+                contexts.append(context)
+                alphas.append(alpha)
         logits = self.output(torch.stack(states, dim=1), emb, torch.stack(contexts, dim=1))  # (B, T_y, V)
         return logits, torch.stack(alphas, dim=1)  # (B, T_y, V), (B, T_y, T_x)
+

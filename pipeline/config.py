@@ -164,7 +164,8 @@ class TrainConfig(Section):
     # The Trainer (pipeline.train): hardware, precision and when to stop.
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: int = Field(default=1, ge=1)  # > 1: DDP, one process per device
-    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    # auto: bf16-mixed where the GPU/CPU computes bf16 natively, else 32 (pipeline/precision.py)
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
     max_epochs: int = Field(default=30, ge=1)
     time_budget_minutes: TimeBudget = TimeBudget()  # per model; training stops when it is spent
     checkpoint_every_minutes: float = Field(default=2.0, gt=0.0)  # last.ckpt, so a killed run resumes
@@ -322,6 +323,7 @@ class EvaluateConfig(Section):
     length_alpha: float = Field(default=0.6, ge=0.0)
     batch_sentences: int = Field(default=64, gt=0)
     bootstrap_samples: int = Field(default=1000, gt=0)  # resamples for each bucket's 95% interval
+    precision: Literal["auto", "32", "bf16-mixed"] = "auto"  # of decoding and test perplexity (pipeline/precision.py)
     heatmaps: int = Field(default=3, ge=0)  # attention heatmaps of long test sentences per RNNsearch model
     heatmap_min_words: int = Field(default=30, gt=0)
     seed: int = 1234

@@ -104,6 +104,8 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
 
     from models.registry import parse_model_name
     from pipeline.dev_bleu import DevBleu
+    from pipeline.precision import device_type
+    from pipeline.precision import resolve as resolve_precision
     from pipeline.tracking import Tracker
     from pipeline.tuned import tuned_params
 
@@ -113,6 +115,10 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     tuned: dict[str, Any] = {}
     if corpus == "bible":  # sweeps run on the Bible corpus
         params, tuned = tuned_params(params, model)
+    precision = resolve_precision(params.train.precision, device_type(params.train.accelerator))
+    print(f"precision: {precision.value} ({precision.reason})", flush=True)
+    # The resolved value is what the checkpoint's fingerprint holds: auto on another machine may differ.
+    params = params.model_copy(update={"train": params.train.model_copy(update={"precision": precision.value})})
     config = params.train
     pl.seed_everything(config.seed, workers=True, verbose=False)
     torch.set_flush_denormal(True)  # denormal floats are ~100× slower on x86 CPUs (see pipeline.evaluate)
@@ -162,6 +168,7 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
                        "early stopping" if trainer.should_stop and trainer.current_epoch < config.max_epochs
                        else "max epochs"),
         "parameters": sum(p.numel() for p in task.parameters()),
+        "precision": precision.value,
     }
     if tuned:
         summary["tuned"] = tuned

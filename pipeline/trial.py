@@ -33,6 +33,7 @@ def train_worker(setup: dict[str, Any]) -> None:
 
     from pipeline.config import Params
     from pipeline.dev_bleu import DevBleu
+    from pipeline.precision import resolve as resolve_precision
     from pipeline.train import build_task_and_data
 
     params = Params.model_validate(setup["params"])
@@ -45,6 +46,7 @@ def train_worker(setup: dict[str, Any]) -> None:
     task, datamodule = build_task_and_data(setup["model"], data_dir, params)
 
     tune = params.tune
+    precision = resolve_precision(params.train.precision, "cuda" if tune.resources_per_trial.gpus_per_worker else "cpu")
     rank_zero = ray.train.get_context().get_world_rank() == 0
     logger = MLFlowLogger(experiment_name=params.mlflow.experiment, tracking_uri=setup["tracking_uri"],
                           run_id=setup["run_id"]) if rank_zero else False
@@ -53,7 +55,7 @@ def train_worker(setup: dict[str, Any]) -> None:
         callbacks.append(DevBleu(data_dir, params.train.dev_bleu_sentences, 1, params.train.beam_size))
     trainer = pl.Trainer(
         accelerator="gpu" if tune.resources_per_trial.gpus_per_worker else "cpu", devices="auto",
-        strategy=RayDDPStrategy(), plugins=[RayLightningEnvironment()], precision=params.train.precision,
+        strategy=RayDDPStrategy(), plugins=[RayLightningEnvironment()], precision=precision.value,
         max_epochs=tune.epochs, limit_train_batches=tune.batches_per_epoch or 1.0, use_distributed_sampler=False,
         callbacks=callbacks, logger=logger, enable_checkpointing=False, num_sanity_val_steps=0,
         log_every_n_steps=10,

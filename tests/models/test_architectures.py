@@ -113,3 +113,19 @@ def test_language_model_condition_changes_the_output():
     assert torch.allclose(same[0], same[1]) and torch.allclose(same[0], logits[0])
     with pytest.raises(ValueError, match="cond_size"):
         model(tokens)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_rnnsearch_gate_path_matches_the_module_path(cell, monkeypatch):
+    """The single-layer decoder's fused gates give the numbers of calling nn.GRU/LSTM/RNN per step."""
+    model = tiny_model(f"rnnsearch-{cell}", seed=0)
+    src, src_lengths, tgt_in, _, tgt_lengths = batch(seed=2, n=4)
+    fused, fused_attention = model(src, src_lengths, tgt_in, tgt_lengths)
+    memory = model.encode(src, src_lengths)
+    fused_step, _, _ = model.step(tgt_in[:, 0], model.init_state(memory), memory)
+    monkeypatch.setattr(type(model.decoder), "single_torch_layer", lambda self: False)
+    plain, plain_attention = model(src, src_lengths, tgt_in, tgt_lengths)
+    plain_step, _, _ = model.step(tgt_in[:, 0], model.init_state(memory), memory)
+    assert torch.allclose(fused, plain, atol=1e-5)
+    assert torch.allclose(fused_attention, plain_attention, atol=1e-6)
+    assert torch.allclose(fused_step, plain_step, atol=1e-5)

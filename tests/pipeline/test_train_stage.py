@@ -39,6 +39,11 @@ def test_train_writes_checkpoints_and_reports(project):
     assert {p.name for p in (project / "checkpoints/bible/lm-gru").iterdir()} >= {"best.ckpt", "last.ckpt"}
     summary = read_summary(project, "lm-gru")
     assert summary["epochs"] == 3 and summary["stopped_by"] == "max epochs" and not summary["resumed"]
+    # precision: auto (the default) trains in bf16 exactly where this CPU computes it, and says so.
+    from pipeline.precision import cpu_has_bf16
+
+    assert summary["precision"] == ("bf16-mixed" if cpu_has_bf16() else "32")
+    assert f"precision: {summary['precision']} (auto: " in result.stdout
     curve = (project / "reports/train/bible/lm-gru.csv").read_text().splitlines()
     assert curve[0].startswith("epoch,step,train_loss_epoch,dev_loss") and len(curve) == 4
     # Started again with nothing changed, it resumes and has nothing left to do.
