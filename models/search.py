@@ -10,10 +10,13 @@ Both run the whole batch at once on the model's device (beam search: B*K rows), 
   alpha = 0 ranks by plain log-probability. Greedy reports the same score.
 - Beam search keeps the K best unfinished hypotheses per sentence. At each step it takes the 2K
   best extensions: those ending in EOS among the first K are finished and set aside (only the best
-  one per sentence is kept, as a tensor), the K best others go on. A sentence stops when its best
-  extension ends in EOS (as in OpenNMT) or at its length limit: log-probabilities only fall, so with
-  alpha = 0 no open hypothesis can beat it any more (stopping after K finished ones, as fairseq
-  does, can end before the greedy path does). With K = 1 this is greedy search, for any alpha.
+  one per sentence is kept, as a tensor), the K best others go on. A sentence stops at its length
+  limit, or once no open hypothesis can still beat its best finished one: log-probabilities only
+  fall and lp grows with length (alpha > 0), so an open hypothesis with log-probability s scores at
+  most s / lp(limit + 1), s itself with alpha = 0. Stopping as soon as the best extension ends in
+  EOS (OpenNMT) would never let a longer hypothesis overtake a finished one through lp, which
+  biases outputs short; stopping after K finished ones (fairseq) can end before the greedy path
+  does. With alpha = 0 and K = 1 this is greedy search.
 - PAD and BOS are never produced. Both run without gradients in eval mode (no dropout) and restore
   the model's mode afterwards.
 """
@@ -49,6 +52,22 @@ def _restrict(log_probs: torch.Tensor, force_eos: torch.Tensor) -> torch.Tensor:
     vocab = torch.arange(log_probs.size(-1), device=log_probs.device)  # (V,)
     banned = (vocab == PAD) | (vocab == BOS) | (force_eos.unsqueeze(1) & (vocab != EOS))  # (N, V)
     return log_probs.masked_fill(banned, float("-inf"))
+
+
+def _settled(top_scores: torch.Tensor, is_eos: torch.Tensor, best_score: torch.Tensor, t: int,
+             lp_limit: torch.Tensor, alpha: float) -> torch.Tensor:
+    """(B,) True where no open hypothesis can still beat the best finished one (normalised score).
+
+    top_scores, is_eos (B, 2K): step t's best extensions, whose best non-EOS one is the best open
+    hypothesis (t + 1 words, -inf if none); lp_limit (B,): lp(limit + 1), float64. An open one ends
+    with EOS at length t + 2 at the earliest, limit + 1 at the latest, with a log-probability no
+    higher than now: s / lp is monotone in lp and lp in length, so the larger of the two ends bounds
+    it, for any sign of s or alpha (s <= 0, alpha > 0: the far end). A tie stops: it never replaces
+    the best.
+    """
+    open_best = top_scores.masked_fill(is_eos, float("-inf")).amax(dim=1)  # (B,)
+    bound = torch.maximum(open_best / length_penalty(t + 2, alpha), open_best / lp_limit)
+    return bound <= best_score
 
 
 def _hypotheses(tokens: torch.Tensor, lengths: torch.Tensor, log_probs: torch.Tensor, alpha: float,
@@ -108,6 +127,7 @@ def beam_search(model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Ten
     B, K, T_x, device = src.size(0), beam_size, src.size(1), src.device
     limit = max_lengths(src_lengths, max_len_a, max_len_b)  # (B,)
     T_max = int(limit.max())
+    lp_limit = length_penalty(limit.double() + 1, alpha)  # (B,) lp of the longest hypothesis allowed
     rows = torch.arange(B, device=device)
     memory = model.reorder_memory(memory, rows.repeat_interleave(K))  # (B*K, …): K copies each
     state = model.init_state(memory)
@@ -149,7 +169,7 @@ def beam_search(model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Ten
         best_tokens[:, :t] = torch.where(better.unsqueeze(1), history[rows, beam], best_tokens[:, :t])
         if best_att is not None:
             best_att[:, :t] = torch.where(better.view(B, 1, 1), att_history[rows, beam], best_att[:, :t])
-        done |= (is_eos[:, 0] & top_scores[:, 0].isfinite()) | (t >= limit)
+        done |= _settled(top_scores, is_eos, best_score, t, lp_limit, alpha) | (t >= limit)
         if done.all():
             break
 
