@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/budget_curve.py --collect /tmp/curve --corpus synthetic --model rnnenc-gru
 
 Trains ``model`` in a scratch folder beside the project's prepared data (params.yaml as it is, but no
-time budget and ``max_epochs`` = each budget in turn: every step continues the previous checkpoint),
+time limit and ``max_epochs`` = each budget in turn: every step continues the previous checkpoint),
 evaluates it on the test split after each budget, and keeps ``train_<epochs>.json`` and
 ``bbl_<epochs>.csv`` there. Then (or, with ``--collect``, from such a folder) it writes
 ``reports/budgets/<corpus>_<model>.csv`` (one row per budget and bucket: BLEU, its interval, brevity
@@ -38,11 +38,12 @@ def run(folder: Path, corpus: str, model: str, epochs: list[int]) -> None:
         (folder / paths.data).symlink_to(PROJECT / paths.data)
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     params["experiments"][paths.models_key] = [model]
-    params["train"]["time_budget_minutes"] = {"lm": 10_000, "rnnenc": 10_000, "rnnsearch": 10_000}
+    params["train"]["time_limit_minutes"] = 10_000
     params["train"]["use_tuned"] = False
     environment = dict(os.environ, PYTHONPATH=str(PROJECT))
     for budget in epochs:
         params["train"]["max_epochs"] = budget
+        params["train"]["epochs"] = {}  # max_epochs is the budget of every model
         (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         for stage in (["pipeline.train", model, "--corpus", corpus], ["pipeline.evaluate", "--corpus", corpus]):
             print(f"{budget} epochs: python -m {' '.join(stage)}", flush=True)
@@ -67,7 +68,7 @@ def collect(folder: Path, corpus: str, model: str) -> Path:
     for budget in budgets:
         summary = json.loads((folder / f"train_{budget}.json").read_text())
         with (folder / f"bbl_{budget}.csv").open() as handle:
-            buckets = [r for r in csv.DictReader(handle) if r["model"] == model]
+            buckets = [r for r in csv.DictReader(handle) if r["model"] == model and r.get("decoder", "beam") == "beam"]
         for row in buckets:
             rows.append({"epochs": budget, "minutes": summary["minutes_total"], "dev_ppl": summary.get("best_dev_ppl"),
                          **{k: row[k] for k in ("bucket", "n", "bleu", "ci_low", "ci_high", "bp", "p1", "p2", "p3", "p4")}})

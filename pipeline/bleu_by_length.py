@@ -7,7 +7,8 @@ word ("No UNK"); Cho et al. 2014 (arXiv 1409.1259) Fig. 4 shows the same fall wi
 Every score is sacrebleu's corpus BLEU on detokenized text, with its signature. Per bucket we also
 keep BLEU's parts, because a fall with length has two readings: the n-gram precisions fall (the
 fixed-length vector lost the content: the bottleneck) or the brevity penalty falls (the model stops
-early on sentences longer than any it trained on: length generalisation).
+early on sentences longer than any it trained on: length generalisation). ``bleu_nobp`` is BLEU
+without its brevity penalty, BLEU / BP: the geometric mean of p1..p4 with sacrebleu's smoothing.
 
 Speed: sacrebleu's sufficient statistics (hypothesis and reference length, matched and total
 n-grams for n = 1..4) are extracted once per sentence; any subset's corpus BLEU is the library's
@@ -17,7 +18,7 @@ product. This uses two private methods of ``sacrebleu.metrics.BLEU`` (2.6.0, pin
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
@@ -28,7 +29,9 @@ from models.special_tokens import UNK
 from pipeline.length_buckets import BUCKET_LABELS
 
 NGRAM_ORDER = 4  # sacrebleu's default, as in the papers
-CSV_COLUMNS = ("model", "bucket", "n", "bleu", "ci_low", "ci_high", "bp", "len_ratio", "p1", "p2", "p3", "p4")
+# One row per model × decoder ("greedy" / "beam") × bucket.
+CSV_COLUMNS = ("model", "decoder", "bucket", "n", "bleu", "ci_low", "ci_high", "bleu_nobp", "bp", "len_ratio",
+               "p1", "p2", "p3", "p4")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class BucketScore:
     bleu: Optional[float] = None
     ci_low: Optional[float] = None
     ci_high: Optional[float] = None
+    bleu_nobp: Optional[float] = None
     bp: Optional[float] = None
     len_ratio: Optional[float] = None
     p1: Optional[float] = None
@@ -47,8 +51,8 @@ class BucketScore:
     p3: Optional[float] = None
     p4: Optional[float] = None
 
-    def row(self, model: str) -> dict:
-        return {"model": model, **asdict(self)}
+    def row(self, model: str, decoder: str) -> dict:
+        return {"model": model, "decoder": decoder, **asdict(self)}
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,9 @@ class ModelScores:
     n: int
     no_unk_n: int
     buckets: list[BucketScore]
+    # (n, 10) sufficient statistics against the main reference, one row per sentence (pipeline.claim)
+    statistics: np.ndarray = field(default_factory=lambda: np.zeros((0, 2 + 2 * NGRAM_ORDER), dtype=np.int64),
+                                   repr=False, compare=False)
 
     def metrics(self) -> dict:
         """metrics.json's entry: fixed key order, floats rounded (DVC diffs stay readable)."""
@@ -98,6 +105,16 @@ def bleu_from_statistics(metric: BLEU, summed: np.ndarray) -> BLEUScore:
     return metric._compute_score_from_stats([int(x) for x in summed])
 
 
+def bleu_nobp(score: BLEUScore) -> float:
+    """BLEU without the brevity penalty, BLEU / BP: the geometric mean of the (smoothed) precisions."""
+    return score.score / score.bp if score.bp > 0 else 0.0
+
+
+def resample_counts(n: int, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """(samples, n) multinomial counts: how often each of n rows is drawn in each resample (with replacement)."""
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=samples)
+
+
 def bootstrap_interval(metric: BLEU, statistics: np.ndarray, samples: int,
                        rng: np.random.Generator) -> tuple[float, float]:
     """95% percentile interval of corpus BLEU over ``samples`` resamples of the rows (with replacement).
@@ -105,8 +122,7 @@ def bootstrap_interval(metric: BLEU, statistics: np.ndarray, samples: int,
     Each resample is a row of multinomial counts (how often each sentence was drawn): counts @
     statistics sums all resamples at once instead of building ``samples`` subsets.
     """
-    n = len(statistics)
-    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=samples)  # (samples, n)
+    counts = resample_counts(len(statistics), samples, rng)  # (samples, n)
     sums = counts @ statistics  # (samples, 10)
     scores = np.array([bleu_from_statistics(metric, row).score for row in sums])
     low, high = np.percentile(scores, [2.5, 97.5])
@@ -131,8 +147,8 @@ def bucket_scores(metric: BLEU, statistics: np.ndarray, buckets: np.ndarray, sam
         low, high = bootstrap_interval(metric, rows, samples, np.random.default_rng([seed, index]))
         p1, p2, p3, p4 = (_round(p, 2) for p in score.precisions)
         out.append(BucketScore(label, len(rows), _round(score.score, 2), _round(low, 2), _round(high, 2),
-                               _round(score.bp, 4), _round(score.sys_len / max(score.ref_len, 1), 4),
-                               p1, p2, p3, p4))
+                               _round(bleu_nobp(score), 2), _round(score.bp, 4),
+                               _round(score.sys_len / max(score.ref_len, 1), 4), p1, p2, p3, p4))
     return out
 
 
@@ -156,5 +172,5 @@ def score_model(hypotheses: Sequence[str], references: Sequence[Sequence[str]], 
         bleu=overall.score, bleu_no_unk=no_unk_bleu, bleu_multi_ref=multi_score.score,
         signature=single.get_signature().format(), signature_multi_ref=multi.get_signature().format(),
         n=len(hypotheses), no_unk_n=int(no_unk.sum()),
-        buckets=bucket_scores(single, statistics, buckets, samples, seed),
+        buckets=bucket_scores(single, statistics, buckets, samples, seed), statistics=statistics,
     )

@@ -137,12 +137,23 @@ class ModelConfig(Section):
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
 
 
-class TimeBudget(Section):
-    """Minutes of training per model, by family (language models train fastest)."""
+class FamilyEpochs(Section):
+    """Training epochs per model family on one corpus; None: ``train.max_epochs``."""
 
-    lm: float = Field(default=1.5, gt=0.0)
-    rnnenc: float = Field(default=5.0, gt=0.0)
-    rnnsearch: float = Field(default=5.0, gt=0.0)
+    lm: Optional[int] = Field(default=None, ge=1)
+    rnnenc: Optional[int] = Field(default=None, ge=1)
+    rnnsearch: Optional[int] = Field(default=None, ge=1)
+
+
+class EpochBudget(Section):
+    """The training budget, by corpus and family: epochs, so the same commit and params give the
+    same checkpoints on any machine (a wall-clock budget would give a busy machine fewer steps)."""
+
+    bible: FamilyEpochs = FamilyEpochs()
+    synthetic: FamilyEpochs = FamilyEpochs()
+
+    def for_model(self, corpus: str, family: str, default: int) -> int:
+        return getattr(getattr(self, corpus), family) or default
 
 
 class TrainConfig(Section):
@@ -166,8 +177,11 @@ class TrainConfig(Section):
     devices: int = Field(default=1, ge=1)  # > 1: DDP, one process per device
     # auto: bf16-mixed where the GPU/CPU computes bf16 natively, else 32 (pipeline/precision.py)
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
-    max_epochs: int = Field(default=30, ge=1)
-    time_budget_minutes: TimeBudget = TimeBudget()  # per model; training stops when it is spent
+    max_epochs: int = Field(default=30, ge=1)  # the budget of a model that `epochs` gives none
+    epochs: EpochBudget = EpochBudget()  # the budget by corpus and family (early stopping may end sooner)
+    # A safety limit, not a budget: a run still training after this many minutes stops, saves
+    # last.ckpt and fails the stage (run it again to continue).
+    time_limit_minutes: float = Field(default=120.0, gt=0.0)
     checkpoint_every_minutes: float = Field(default=2.0, gt=0.0)  # last.ckpt, so a killed run resumes
     early_stopping_patience: int = Field(default=3, ge=0)  # epochs without a better dev loss; 0 = off
     num_workers: int = Field(default=0, ge=0)  # DataLoader worker processes

@@ -3,15 +3,22 @@
     python -m pipeline.evaluate                     # data/prepared + checkpoints/bible → reports/
     python -m pipeline.evaluate --corpus synthetic  # data/synthetic + checkpoints/synthetic → reports/synthetic/
 
-Translation models (rnnenc-*, rnnsearch-*) decode with beam search (``evaluate`` section of
-params.yaml) and are scored with sacrebleu on detokenized text: overall, on the no-UNK subset and
-against every reference (Bahdanau et al. 2014 Table 1), and per source-length bucket with a
-bootstrap interval and BLEU's parts (Bahdanau et al. 2014 Fig. 2, Cho et al. 2014 Fig. 4; see
-``pipeline.bleu_by_length``). RNNsearch models also draw attention heatmaps (Bahdanau Fig. 3).
-Language models (lm-*) get test perplexity and a few samples.
+Translation models (rnnenc-*, rnnsearch-*) decode twice, with greedy search and with beam search
+(``evaluate.beam_size``; 1 = greedy only), and each decode is scored with sacrebleu on detokenized
+text: overall, on the no-UNK subset and against every reference (Bahdanau et al. 2014 Table 1), and
+per source-length bucket with a bootstrap interval and BLEU's parts (Bahdanau et al. 2014 Fig. 2,
+Cho et al. 2014 Fig. 4; see ``pipeline.bleu_by_length``). Each rnnenc/rnnsearch pair of a cell is
+then tested for the bottleneck (``pipeline.claim``). RNNsearch models also draw attention heatmaps
+(Bahdanau Fig. 3) from the beam decode. Language models (lm-*) get test perplexity and a few samples.
+
+The main decoder is beam search (greedy when beam_size is 1): its scores are metrics.json's per-model
+keys (so ``dvc metrics diff`` compares like with like), the BLEU-by-length figure, samples.json and
+``hypotheses/<model>.txt``. Greedy's scores are nested under the model's ``"greedy"`` key and its
+output is ``hypotheses/<model>.greedy.txt`` (when beam search ran too). metrics.json's ``"claim"``
+holds the test of each pair per decoder; ``bleu_by_length.csv`` has one row per model × decoder × bucket.
 
 Outputs under the reports folder: ``metrics.json``, ``bleu_by_length.csv``, ``samples.json``,
-``hypotheses/<model>.txt`` (one line per test sentence, corpus order) and ``figures/``
+``hypotheses/`` (one line per test sentence, corpus order) and ``figures/``
 (``bleu_by_length.png``, ``attention_<model>_<k>.png``). Everything is written to a temporary
 folder first and moved into place at the end: a failed run leaves the previous outputs as they were.
 Only checkpoint files are read from training (``checkpoints/<corpus>/<model>/best.ckpt``), not its code.
@@ -36,7 +43,7 @@ from tqdm import tqdm
 from models.loss import masked_nll
 from models.registry import parse_model_name, task_class
 from models.special_tokens import PAD, SPECIAL_TOKENS, UNK
-from pipeline import figures
+from pipeline import claim, figures
 from pipeline.bleu_by_length import CSV_COLUMNS, ModelScores, no_unk_mask, score_model
 from pipeline.config import EvaluateConfig, load_params
 from pipeline.corpora import CORPORA, Corpus
@@ -56,6 +63,8 @@ OWN_FIGURES = ("bleu_by_length.png", "attention_*.png")  # other stages may put 
 LM_SAMPLES, SAMPLE_MAX_LEN, SAMPLE_TEMPERATURE, SAMPLE_TOP_K = 5, 60, 0.8, 20
 EXAMPLES = 3  # short and long example translations per model
 SHORT_WORDS, LONG_WORDS = (10, 19), 40
+GREEDY, BEAM = "greedy", "beam"
+GREEDY_KEYS = ("bleu", "bleu_no_unk", "bleu_multi_ref")  # of greedy's scores, nested in metrics.json
 # An unknown output word is written as one token that sacrebleu keeps whole and no reference holds;
 # "<unk>" itself would become three tokens (< unk >) and inflate the hypothesis length.
 UNK_TEXT = "UNK"
@@ -134,8 +143,13 @@ def load_task(name: str, path: Path, test: TestSet, device: torch.device):
     return task.to(device).eval()
 
 
-def decode(task, test: TestSet, config: EvaluateConfig, name: str,
-           keep_attention: set[int]) -> tuple[list[str], dict[int, tuple[list[int], np.ndarray]]]:
+def decoders(config: EvaluateConfig) -> dict[str, int]:
+    """Decoder name → beam size, the main decoder first: beam search (if beam_size > 1), then greedy."""
+    return {BEAM: config.beam_size, GREEDY: 1} if config.beam_size > 1 else {GREEDY: 1}
+
+
+def decode(task, test: TestSet, config: EvaluateConfig, name: str, keep_attention: set[int],
+           beam_size: int) -> tuple[list[str], dict[int, tuple[list[int], np.ndarray]]]:
     """Hypotheses in corpus order, and (tokens, attention) of the sentences in ``keep_attention``.
 
     Sentences go through the search longest first in batches of similar length (little padding;
@@ -147,11 +161,12 @@ def decode(task, test: TestSet, config: EvaluateConfig, name: str,
     hypotheses: list[Optional[str]] = [None] * len(test)
     attention: dict[int, tuple[list[int], np.ndarray]] = {}
     started, output_tokens = time.perf_counter(), 0
-    with tqdm(total=len(test), desc=f"decode {name}", unit=" sent", file=sys.stderr, mininterval=1.0) as bar:
+    search = "greedy" if beam_size == 1 else f"beam {beam_size}"
+    with tqdm(total=len(test), desc=f"decode {name} ({search})", unit=" sent", file=sys.stderr, mininterval=1.0) as bar:
         for start in range(0, len(order), config.batch_sentences):
             chunk = [int(i) for i in order[start : start + config.batch_sentences]]
             batch = collate([test.split[i] for i in chunk])
-            results = task.translate(batch["src"], batch["src_lengths"], config.beam_size, config.length_alpha)
+            results = task.translate(batch["src"], batch["src_lengths"], beam_size, config.length_alpha)
             for index, hypothesis in zip(chunk, results):
                 hypotheses[index] = test.text(hypothesis.tokens)
                 output_tokens += len(hypothesis.tokens) + 1  # EOS included
@@ -159,7 +174,6 @@ def decode(task, test: TestSet, config: EvaluateConfig, name: str,
                     attention[index] = (hypothesis.tokens, hypothesis.attention.float().numpy())
             bar.update(len(chunk))
     seconds = time.perf_counter() - started
-    search = "greedy" if config.beam_size == 1 else f"beam {config.beam_size}"
     print(f"decoded {name} ({search}, {config.batch_sentences} per batch): {len(test) / seconds:.1f} sentences/s, "
           f"{output_tokens / seconds:,.0f} output tokens/s", flush=True)
     return hypotheses, attention  # type: ignore[return-value]
@@ -212,13 +226,17 @@ def heatmap_indices(test: TestSet, config: EvaluateConfig) -> list[int]:
     return [int(i) for i in np.flatnonzero(test.src_words >= config.heatmap_min_words)[: config.heatmaps]]
 
 
-def write_csv(path: Path, scores: dict[str, ModelScores]) -> None:
+def write_csv(path: Path, scores: dict[str, dict[str, ModelScores]]) -> None:
+    """One row per model × decoder × bucket; ``scores`` is decoder → model → scores."""
+    models = list(dict.fromkeys(name for by_model in scores.values() for name in by_model))
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
-        for name, model_scores in scores.items():
-            for bucket in model_scores.buckets:
-                writer.writerow({key: "" if value is None else value for key, value in bucket.row(name).items()})
+        for name in models:
+            for decoder, by_model in scores.items():
+                for bucket in by_model[name].buckets:
+                    writer.writerow({key: "" if value is None else value
+                                     for key, value in bucket.row(name, decoder).items()})
 
 
 def publish(work: Path, reports: Path) -> None:
@@ -265,7 +283,9 @@ def evaluate(corpus_name: str, models: list[str], config: EvaluateConfig) -> dic
         (work / HYPOTHESES).mkdir()
         (work / FIGURES).mkdir()
         metrics: dict[str, dict] = {}
-        scores: dict[str, ModelScores] = {}
+        search = decoders(config)
+        primary = next(iter(search))
+        scores: dict[str, dict[str, ModelScores]] = {decoder: {} for decoder in search}
         samples: dict[str, dict] = {"language_models": {}, "translations": {}}
         examples = example_indices(test)
         timings: dict[str, float] = {}
@@ -279,11 +299,22 @@ def evaluate(corpus_name: str, models: list[str], config: EvaluateConfig) -> dic
                     samples["language_models"][name] = lm_samples(task, test, config.seed)
                 else:
                     heatmaps = heatmap_indices(test, config) if family == "rnnsearch" else []
-                    hypotheses, attention = decode(task, test, config, name, set(heatmaps))
-                    (work / HYPOTHESES / f"{name}.txt").write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
-                    scores[name] = score_model(hypotheses, test.references, test.buckets, test.no_unk, test.lowercase,
-                                               config.bootstrap_samples, config.seed)
-                    metrics[name] = scores[name].metrics()
+                    outputs, attention = {}, {}
+                    for decoder, beam_size in search.items():  # heatmaps from the main (beam) decode
+                        outputs[decoder], found = decode(task, test, config, name,
+                                                         set(heatmaps) if decoder == primary else set(), beam_size)
+                        attention.update(found)
+                        suffix = "" if decoder == primary else f".{decoder}"
+                        (work / HYPOTHESES / f"{name}{suffix}.txt").write_text(
+                            "".join(h + "\n" for h in outputs[decoder]), encoding="utf-8")
+                        scores[decoder][name] = score_model(outputs[decoder], test.references, test.buckets,
+                                                            test.no_unk, test.lowercase, config.bootstrap_samples,
+                                                            config.seed)
+                    metrics[name] = scores[primary][name].metrics()
+                    if primary != GREEDY:
+                        greedy = scores[GREEDY][name].metrics()
+                        metrics[name][GREEDY] = {key: greedy[key] for key in GREEDY_KEYS}
+                    hypotheses = outputs[primary]
                     samples["translations"][name] = {
                         kind: [{"index": i, "source": test.sources[i], "reference": test.references[0][i],
                                 "hypothesis": hypotheses[i]} for i in indices]
@@ -297,10 +328,16 @@ def evaluate(corpus_name: str, models: list[str], config: EvaluateConfig) -> dic
                             title=f"{name}, test sentence {index} ({int(test.src_words[index])} words)")
             timings[name] = time.perf_counter() - started
             del task
-        if scores:
-            figures.bleu_by_length({name: s.buckets for name, s in scores.items()},
+        if scores[primary]:
+            figures.bleu_by_length({name: s.buckets for name, s in scores[primary].items()},
                                    work / FIGURES / "bleu_by_length.png", test.train_max_len,
-                                   title=f"{corpus_name} test set, beam {config.beam_size}")
+                                   title=f"{corpus_name} test set, "
+                                         f"{'greedy search' if primary == GREEDY else f'beam {config.beam_size}'}")
+            tested = claim.judge({decoder: {name: s.statistics for name, s in by_model.items()}
+                                  for decoder, by_model in scores.items()},
+                                 test.buckets, config.bootstrap_samples, config.seed)
+            if any(tested.values()):
+                metrics["claim"] = tested
         (work / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (work / "samples.json").write_text(json.dumps(samples, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         write_csv(work / "bleu_by_length.csv", scores)
@@ -309,7 +346,12 @@ def evaluate(corpus_name: str, models: list[str], config: EvaluateConfig) -> dic
         shutil.rmtree(work, ignore_errors=True)
     for name, seconds in timings.items():
         summary = ", ".join(f"{k} {v}" for k, v in metrics[name].items() if k in ("bleu", "bleu_no_unk", "ppl"))
+        if GREEDY in metrics[name]:
+            summary += f" (greedy: bleu {metrics[name][GREEDY]['bleu']})"
         print(f"{name}: {summary} ({seconds:.1f} s)")
+    for decoder, by_cell in metrics.get("claim", {}).items():
+        for cell, tested in by_cell.items():
+            print(f"claim, {decoder}, {cell}: {tested['verdict']}")
     print(f"evaluated {len(test)} test sentences of {corpus.data} → {reports}")
     return metrics
 

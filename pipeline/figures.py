@@ -1,15 +1,15 @@
 """The evaluate stage's figures (matplotlib, Agg backend: no display needed; DESIGN §7 on dvc plots).
 
-- ``bleu_by_length``: BLEU against source sentence length, one line per model with its bootstrap 95%
-  interval as error bars, as Bahdanau et al. 2014 Fig. 2 (and Cho et al. 2014 Fig. 4); beside it BLEU's two
-  factors, BLEU = BP × P (P: geometric mean of the n-gram precisions p1..p4), so a fall with
-  length reads as lost content (P falls: the bottleneck) or as stopping early (BP falls).
+- ``bleu_by_length``: BLEU against source sentence length (one decoder: evaluate draws beam search's),
+  one line per model with its bootstrap 95% interval as error bars, as Bahdanau et al. 2014 Fig. 2
+  (and Cho et al. 2014 Fig. 4); beside it BLEU's two factors, BLEU = BP × P (P: geometric mean of
+  the n-gram precisions p1..p4, ``bleu_nobp``), so a fall with length reads as lost content (P falls:
+  the bottleneck) or as stopping early (BP falls).
 - ``attention_heatmap``: one sentence's alignment, source words on x and output words on y, white
   for weight 1, as Bahdanau et al. 2014 Fig. 3.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -32,12 +32,6 @@ def _values(scores: Sequence[BucketScore], field: str) -> np.ndarray:
     return np.array([np.nan if getattr(s, field) is None else getattr(s, field) for s in scores], dtype=float)
 
 
-def _precision(score: BucketScore) -> float:
-    """Geometric mean of p1..p4 (percent): BLEU without its brevity penalty."""
-    if score.n == 0:
-        return math.nan
-    ps = [score.p1, score.p2, score.p3, score.p4]
-    return 0.0 if min(ps) <= 0 else math.exp(sum(math.log(p) for p in ps) / len(ps))
 
 
 def bleu_by_length(scores: dict[str, list[BucketScore]], path: Path, train_max_len: Optional[int] = None,
@@ -57,7 +51,7 @@ def bleu_by_length(scores: dict[str, list[BucketScore]], path: Path, train_max_l
         # Each model is nudged sideways so overlapping intervals stay readable.
         dodge = (number - (len(scores) - 1) / 2) * 0.05
         ax_bleu.errorbar(x + dodge, bleu, yerr=[bleu - low, high - bleu], capsize=3, elinewidth=1, **style)
-        ax_p.plot(x, [_precision(s) for s in rows], **style)
+        ax_p.plot(x, _values(rows, "bleu_nobp"), **style)  # BLEU / BP: the precisions' geometric mean
         ax_bp.plot(x, _values(rows, "bp"), **style)
     ax_bleu.set(ylabel="BLEU", title="BLEU by source length (95% bootstrap interval)")
     ax_p.set(ylabel="precision P = (p1·p2·p3·p4)^¼  (%)", title="n-gram precision: content kept")

@@ -3,7 +3,9 @@
 Reads only what earlier stages wrote (metrics, BLEU-by-length CSVs, figures, samples, training
 summaries, corpus stats), so it renders offline. The headline rests on what DESIGN §5 asks for:
 per bucket, n-gram precision (what a fixed vector loses) apart from the brevity penalty (length
-generalisation), at the same training length limit for both models.
+generalisation), at the same training length limit for both models. The verdicts are the evaluate
+stage's test of the claim (metrics.json's ``"claim"``, computed by ``pipeline.claim``), not
+recomputed here.
 """
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from pipeline.claim import BP_AT_LEAST, CONFIDENCE, DIFF_ABOVE, FALL_BELOW, HOLD_AT_LEAST, LONG, SHORT
 from pipeline.errors import UserError, stage_entry_point
-from pipeline.tuned import describe
 from pipeline.length_buckets import BUCKET_LABELS
+from pipeline.tuned import describe
 
 REPORTS = Path("reports")
 EXPERIMENTS = {  # corpus → (reports folder, prepared data, title)
@@ -27,7 +30,8 @@ PAPER_TABLE = [  # Bahdanau et al. 2014, Table 1 (WMT'14 En→Fr, newstest2014)
     ("RNNencdec-30", 13.93, 24.19), ("RNNsearch-30", 21.50, 31.44), ("RNNencdec-50", 17.82, 26.71),
     ("RNNsearch-50", 26.75, 34.16), ("RNNsearch-50* (trained longer)", 28.45, 36.15), ("Moses", 33.30, 35.63),
 ]
-HEADLINE_PAIR = ("rnnenc-gru", "rnnsearch-gru")
+HEADLINE_CELL = "gru"  # the pair rnnenc-gru / rnnsearch-gru
+DECODERS = {"beam": "beam search", "greedy": "greedy search"}  # metrics.json's "claim", in report order
 
 
 def read_json(path: Path) -> Any:
@@ -69,11 +73,16 @@ def revision() -> str:
     return f"git `{commit}`{' (with uncommitted changes)' if dirty else ''}, `dvc.lock` md5 `{lock_hash}`"
 
 
-def bucket_rows(rows: list[dict[str, str]], model: str) -> dict[str, dict[str, str]]:
-    return {row["bucket"]: row for row in rows if row["model"] == model}
+def main_decoder(rows: list[dict[str, str]]) -> str:
+    """The decoder of the per-bucket table and the figure: beam search when it ran, else greedy."""
+    return "beam" if any(row.get("decoder", "beam") == "beam" for row in rows) else "greedy"
 
 
-def fall(rows: dict[str, dict[str, str]], key: str, short: str = "10-19", long: str = "40-49") -> str:
+def bucket_rows(rows: list[dict[str, str]], model: str, decoder: str) -> dict[str, dict[str, str]]:
+    return {row["bucket"]: row for row in rows if row["model"] == model and row.get("decoder", decoder) == decoder}
+
+
+def fall(rows: dict[str, dict[str, str]], key: str, short: str = SHORT, long: str = LONG) -> str:
     """long-bucket value / short-bucket value, the ratio the targets are stated in."""
     try:
         return f"{float(rows[long][key]) / float(rows[short][key]):.2f}"
@@ -86,23 +95,26 @@ def experiment_section(corpus: str) -> str:
     metrics = read_json(folder / "metrics.json")
     rows = read_rows(folder / "bleu_by_length.csv")
     stats = read_json(data / "stats.json")
-    translation = [m for m, v in metrics.items() if "bleu" in v]
+    translation = [m for m, v in metrics.items() if m != "claim" and "bleu" in v]
+    decoder = main_decoder(rows)
     parts = [f"## {title}", "",
              f"Pairs: {stats['pairs']['train']:,} train (≤ {read_json(data / 'corpus.json').get('max_len', '?')} "
              f"words), {stats['pairs']['dev']:,} dev, {stats['pairs']['test']:,} test (every length).", "",
              f"![BLEU by source length]({(folder / 'figures/bleu_by_length.png').relative_to(REPORTS)})", ""]
     parts.append(table(
-        ["model", "BLEU", "BLEU no-UNK", "BLEU multi-ref", "test sentences"],
+        ["model", f"BLEU ({DECODERS[decoder]})", "BLEU no-UNK", "BLEU multi-ref", "BLEU greedy", "test sentences"],
         [[m, number(metrics[m]["bleu"], 2), number(metrics[m].get("bleu_no_unk"), 2),
-          number(metrics[m].get("bleu_multi_ref"), 2), str(metrics[m].get("n", "–"))] for m in translation]))
+          number(metrics[m].get("bleu_multi_ref"), 2), number(metrics[m].get("greedy", {}).get("bleu"), 2),
+          str(metrics[m].get("n", "–"))] for m in translation]))
     if translation:
         parts += ["", f"sacrebleu signature: `{metrics[translation[0]].get('signature', '?')}`"]
-    parts += ["", "BLEU per source-length bucket, with the 95% bootstrap interval, and its parts: "
-              "n-gram precision p4 (content) and brevity penalty BP (length):", ""]
-    header = ["model"] + list(BUCKET_LABELS) + ["40-49 / 10-19 BLEU", "p4 ratio", "BP ratio"]
+    parts += ["", f"BLEU per source-length bucket ({DECODERS[decoder]}), with the 95% bootstrap interval, and its "
+              "parts: n-gram precision P = BLEU / BP, the geometric mean of p1..p4 (content), and brevity penalty "
+              "BP (length):", ""]
+    header = ["model"] + list(BUCKET_LABELS) + [f"{LONG} / {SHORT} BLEU", "P ratio", "BP ratio"]
     body = []
     for model in translation:
-        by_bucket = bucket_rows(rows, model)
+        by_bucket = bucket_rows(rows, model, decoder)
         cells = []
         for bucket in BUCKET_LABELS:
             row = by_bucket.get(bucket)
@@ -110,10 +122,10 @@ def experiment_section(corpus: str) -> str:
                 cells.append("–")
                 continue
             cells.append(f"{number(row['bleu'])} [{number(row['ci_low'])}, {number(row['ci_high'])}] "
-                         f"p4 {number(row['p4'])} BP {number(row['bp'], 2)} (n={row['n']})")
-        body.append([model, *cells, fall(by_bucket, "bleu"), fall(by_bucket, "p4"), fall(by_bucket, "bp")])
+                         f"P {number(row.get('bleu_nobp'))} BP {number(row['bp'], 2)} (n={row['n']})")
+        body.append([model, *cells, fall(by_bucket, "bleu"), fall(by_bucket, "bleu_nobp"), fall(by_bucket, "bp")])
     parts.append(table(header, body))
-    parts += ["", verdict(rows, corpus)]
+    parts += ["", claim_section(metrics.get("claim", {}))]
     figures = sorted((folder / "figures").glob("attention_*.png"))
     if figures:
         parts += ["", "Attention of RNNsearch on long test sentences (like Bahdanau et al. Fig. 3):", ""]
@@ -121,26 +133,50 @@ def experiment_section(corpus: str) -> str:
     return "\n".join(parts)
 
 
-def verdict(rows: list[dict[str, str]], corpus: str) -> str:
-    """The headline claim, measured: does the fixed vector lose more with length than attention?"""
-    enc, search = (bucket_rows(rows, m) for m in HEADLINE_PAIR)
-    if not enc or not search:
-        return f"(The headline pair {' and '.join(HEADLINE_PAIR)} is not in this experiment.)"
-    try:
-        enc_short, enc_long = float(enc["10-19"]["bleu"]), float(enc["40-49"]["bleu"])
-        search_short, search_long = float(search["10-19"]["bleu"]), float(search["40-49"]["bleu"])
-        separated = float(enc["40-49"]["ci_high"]) < float(search["40-49"]["ci_low"])
-    except (KeyError, ValueError):
-        return "(Not enough test sentences in 10-19 or 40-49 to compare.)"
-    targets = {"synthetic": (0.9, 0.5, 30.0), "bible": (0.85, 0.70, 5.0)}[corpus]
-    met = [search_long >= targets[0] * search_short, enc_long <= targets[1] * enc_short, enc_short >= targets[2],
-           separated]
-    return (f"**Measured:** from 10-19 to 40-49 words, `rnnenc-gru` goes {enc_short:.1f} → {enc_long:.1f} BLEU "
-            f"({enc_long / max(enc_short, 1e-9):.2f}×), `rnnsearch-gru` {search_short:.1f} → {search_long:.1f} "
-            f"({search_long / max(search_short, 1e-9):.2f}×); their 40-49 intervals "
-            f"{'do not overlap' if separated else 'overlap'}. Targets (issue 4: attention ≥ {targets[0]}×, "
-            f"encoder-decoder ≤ {targets[1]}× with 10-19 ≥ {targets[2]:.0f}, separated intervals): "
-            f"{'met' if all(met) else 'not met'} ({', '.join('✓' if m else '✗' for m in met)}).")
+def interval(entry: dict[str, Any], key: str) -> str:
+    if entry.get(key) is None:
+        return "–"
+    return f"{number(entry.get(key), 2)} [{number(entry.get(key + '_low'), 2)}, {number(entry.get(key + '_high'), 2)}]"
+
+
+def claim_section(claim: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """The test of the claim per pair (metrics.json's "claim"): a table per decoder, a sentence per pair."""
+    if not any(claim.values()):
+        return ("(The claim is not tested here: metrics.json holds no `claim`, so no rnnenc / rnnsearch model was "
+                "evaluated, or the metrics predate `pipeline/claim.py`.)")
+    parts = [f"**The claim, tested** (`pipeline/claim.py`): r = P({LONG}) / P({SHORT}), the n-gram precision a "
+             f"model keeps from short to long sources, with {CONFIDENCE}% paired bootstrap intervals. Shown only "
+             f"when the fixed vector's r is below {FALL_BELOW:g} (upper bound), attention's is at least "
+             f"{HOLD_AT_LEAST:g}, the fixed vector's BP is at least {BP_AT_LEAST:g} in both buckets (the fall is "
+             f"not brevity) and the interval of the difference lies above {DIFF_ABOVE:g}."]
+    for decoder in sorted(claim, key=lambda d: list(DECODERS).index(d) if d in DECODERS else len(DECODERS)):
+        body = [[f"`{cell}`", interval(entry, "r_enc"), interval(entry, "r_search"), interval(entry, "diff"),
+                 number(entry.get("bp_enc_short"), 2), number(entry.get("bp_enc_long"), 2),
+                 "**shown**" if entry.get("shown") else "not tested" if entry.get("r_enc") is None else "not shown"]
+                for cell, entry in claim[decoder].items()]
+        parts += ["", table(["cell", "r rnnenc", "r rnnsearch", "diff", f"BP rnnenc {SHORT}", f"BP rnnenc {LONG}",
+                             f"verdict ({DECODERS.get(decoder, decoder)})"], body), ""]
+        parts += [f"**Measured:** `rnnenc-{cell}` vs `rnnsearch-{cell}`, {DECODERS.get(decoder, decoder)}: "
+                  f"{entry['verdict']}." for cell, entry in claim[decoder].items()]
+    return "\n".join(parts)
+
+
+def headline(corpus: str = "synthetic", cell: str = HEADLINE_CELL) -> str:
+    """One sentence on the headline pair: "bottleneck shown", with its interval, only when metrics say so."""
+    folder, _, _ = EXPERIMENTS[corpus]
+    claim = read_json(folder / "metrics.json").get("claim", {})
+    decoder = next((d for d in DECODERS if cell in claim.get(d, {})), None)
+    if decoder is None:
+        return f"**Headline ({corpus}, {cell.upper()} pair):** not tested (its metrics.json holds no test of the pair)."
+    entry = claim[decoder][cell]
+    where = f"**Headline ({corpus}, `rnnenc-{cell}` vs `rnnsearch-{cell}`, {DECODERS[decoder]}):**"
+    if entry.get("shown"):
+        return (f"{where} bottleneck shown: from {SHORT} to {LONG} source words the fixed vector keeps "
+                f"{interval(entry, 'r_enc')} of its n-gram precision, attention {interval(entry, 'r_search')}; "
+                f"the difference is {interval(entry, 'diff')} ({CONFIDENCE}% paired bootstrap), with the fixed "
+                f"vector's brevity penalty at {number(entry.get('bp_enc_short'), 2)} ({SHORT}) and "
+                f"{number(entry.get('bp_enc_long'), 2)} ({LONG}).")
+    return f"{where} {entry['verdict']}."
 
 
 def training_section() -> str:
@@ -243,6 +279,7 @@ def render() -> str:
         "fixed-length vector (RNNenc, Cho et al. 2014) against one that attends over every encoder state "
         "(RNNsearch, Bahdanau et al. 2014), BLEU by source sentence length. Produced by `make repro` "
         f"({revision()}); regenerate with `dvc repro report`.",
+        headline(),
         experiment_section("synthetic"),
         budget_section(),
         experiment_section("bible"),

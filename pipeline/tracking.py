@@ -117,20 +117,39 @@ class Tracker:
 
 def log_evaluation(config: MlflowConfig, corpus: str, metrics: dict, bucket_rows: list[dict],
                    figures: list[Path]) -> None:
-    """Test scores into each model's child run. BLEU per bucket is the metric ``bleu_by_length``
-    with step = the bucket's lower bound, so MLflow's run comparison draws the BLEU-vs-length curves."""
+    """Test scores into each model's child run. BLEU per bucket of the main decoder (beam search, or
+    greedy when it is the only one) is the metric ``bleu_by_length`` with step = the bucket's lower
+    bound, so MLflow's run comparison draws the BLEU-vs-length curves; greedy's, when beam search ran
+    too, is ``bleu_by_length_greedy`` and its scores ``test_greedy_<name>``. metrics.json's ``"claim"``
+    goes into both runs of each tested pair as ``claim_<decoder>_<key>`` (``shown`` as 0/1)."""
     from mlflow.entities import Metric
 
     tracker = Tracker(config)
     now = int(time.time() * 1000)
+    decoders = {row.get("decoder") or "beam" for row in bucket_rows}
+    main = "beam" if "beam" in decoders else "greedy"
+    claims: dict[str, list[Metric]] = {}
+    for decoder, by_cell in metrics.get("claim", {}).items():
+        for cell, tested in by_cell.items():
+            values = [Metric(f"claim_{decoder}_{key}", float(value), now, 0) for key, value in tested.items()
+                      if isinstance(value, (int, float)) and key not in ("n_short", "n_long")]
+            for family in ("rnnenc", "rnnsearch"):
+                claims.setdefault(f"{family}-{cell}", []).extend(values)
     for model, scores in metrics.items():
+        if model == "claim":
+            continue
         run_id = tracker.model_run(corpus, model, "evaluate")
         values = [Metric(f"test_{name}", float(value), now, 0) for name, value in scores.items()
                   if isinstance(value, (int, float)) and name not in ("n", "no_unk_n")]
+        values += [Metric(f"test_greedy_{name}", float(value), now, 0)
+                   for name, value in scores.get("greedy", {}).items() if isinstance(value, (int, float))]
         for row in bucket_rows:
             if row["model"] == model and row.get("bleu") not in (None, ""):
                 lower = int(str(row["bucket"]).split("-")[0].rstrip("+"))
-                values.append(Metric("bleu_by_length", float(row["bleu"]), now, lower))
+                decoder = row.get("decoder") or main
+                key = "bleu_by_length" if decoder == main else f"bleu_by_length_{decoder}"
+                values.append(Metric(key, float(row["bleu"]), now, lower))
+        values += claims.get(model, [])
         tracker.client.log_batch(run_id, metrics=values)
         if "signature" in scores:
             tracker.client.set_tag(run_id, "sacrebleu.signature", scores["signature"])

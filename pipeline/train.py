@@ -7,8 +7,10 @@ Writes ``checkpoints/<corpus>/<model>/{best,last}.ckpt`` (best = lowest dev loss
 uses; last = saved every ``train.checkpoint_every_minutes`` and at the end) and
 ``reports/train/<corpus>/<model>.{json,csv}`` (summary metric, per-epoch curve). A run that was
 interrupted, even by SIGKILL, resumes from its newest checkpoint when started again with the same
-model, data and optimisation settings; the time budget counts across resumes (Lightning's Timer
-state lives in the checkpoint). Devices > 1 trains with DDP, one process per device.
+model, data and optimisation settings. The budget is epochs (``train.epochs`` by corpus and family),
+so a run gives the same checkpoints on any machine; ``train.time_limit_minutes`` is only a safety
+limit, counted across resumes (Lightning's Timer state lives in the checkpoint), that fails the stage.
+Devices > 1 trains with DDP, one process per device.
 """
 from __future__ import annotations
 
@@ -25,10 +27,10 @@ from typing import Any, Optional
 
 from pipeline.config import Params, load_params
 from pipeline.corpora import CORPORA
-from pipeline.errors import ConfigError, stage_entry_point
+from pipeline.errors import ConfigError, UserError, stage_entry_point
 
 # Settings that only say how long or where to train: changing them continues a run, not restarts it.
-CONTINUABLE = {"max_epochs", "time_budget_minutes", "early_stopping_patience", "accelerator", "devices",
+CONTINUABLE = {"max_epochs", "epochs", "time_limit_minutes", "early_stopping_patience", "accelerator", "devices",
                "num_workers", "checkpoint_every_minutes", "dev_bleu_every", "dev_bleu_sentences",
                "use_tuned"}  # use_tuned: the tuned values themselves are part of the fingerprint
 MODEL_CODE = Path(__file__).resolve().parents[1] / "models"
@@ -63,19 +65,22 @@ def epoch_history_callback(timer):
 
         def __init__(self) -> None:
             self.rows: list[dict[str, Any]] = []
+            self.tokens = 0  # target tokens trained on (EOS included), all ranks, all runs
 
         def on_train_epoch_end(self, trainer, pl_module) -> None:
             metrics = {k: round(float(v), 5) for k, v in trainer.callback_metrics.items()
                        if k in ("train_loss_epoch", "dev_loss", "dev_ppl", "dev_bleu")}
+            self.tokens += int(trainer.callback_metrics.get("train_tokens", 0))  # the epoch's sum over ranks
             lr = trainer.optimizers[0].param_groups[0]["lr"]
-            self.rows.append({"epoch": trainer.current_epoch + 1, "step": trainer.global_step, **metrics,
-                              "lr": lr, "minutes": round(timer.time_elapsed("train") / 60, 2)})
+            self.rows.append({"epoch": trainer.current_epoch + 1, "step": trainer.global_step,
+                              "tokens": self.tokens, **metrics, "lr": lr,
+                              "minutes": round(timer.time_elapsed("train") / 60, 2)})
 
         def state_dict(self) -> dict[str, Any]:
-            return {"rows": self.rows}
+            return {"rows": self.rows, "tokens": self.tokens}
 
         def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-            self.rows = state_dict["rows"]
+            self.rows, self.tokens = state_dict["rows"], state_dict.get("tokens", 0)
 
     return EpochHistory()
 
@@ -127,7 +132,8 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     resume = resume_checkpoint(checkpoints, fingerprint(model, params, data_dir)) if rank_zero else None
 
     task, datamodule = build_task_and_data(model, data_dir, params)
-    timer = Timer(duration=timedelta(minutes=getattr(config.time_budget_minutes, family)), interval="step")
+    epochs = config.epochs.for_model(corpus, family, config.max_epochs)
+    timer = Timer(duration=timedelta(minutes=config.time_limit_minutes), interval="step")  # safety only
     history = epoch_history_callback(timer)
     best = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="dev_loss", mode="min", save_top_k=1,
                            auto_insert_metric_name=False, enable_version_counter=False)
@@ -147,7 +153,7 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     trainer = pl.Trainer(
         accelerator=config.accelerator, devices=config.devices,
         strategy="ddp" if config.devices > 1 else "auto", precision=config.precision,
-        max_epochs=config.max_epochs, use_distributed_sampler=False, callbacks=callbacks, logger=logger,
+        max_epochs=epochs, use_distributed_sampler=False, callbacks=callbacks, logger=logger,
         num_sanity_val_steps=0, log_every_n_steps=10,
     )
     started = time.monotonic()
@@ -155,7 +161,11 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     if not trainer.is_global_zero:
         return {}
     trainer.save_checkpoint(checkpoints / "last.ckpt")
-    if not (checkpoints / "best.ckpt").exists():  # the budget ran out before the first validation
+    if timer.time_remaining("train") <= 0 and trainer.current_epoch < epochs:
+        raise UserError(f"{corpus}/{model}: stopped by the safety limit train.time_limit_minutes="
+                        f"{config.time_limit_minutes:g} after {trainer.current_epoch} of {epochs} epochs; "
+                        f"run the stage again to continue from {checkpoints / 'last.ckpt'}, or raise the limit")
+    if not (checkpoints / "best.ckpt").exists():  # stopped before the first validation
         shutil.copy(checkpoints / "last.ckpt", checkpoints / "best.ckpt")
 
     summary = {
@@ -164,9 +174,9 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
         "minutes_total": round(timer.time_elapsed("train") / 60, 2),
         "minutes_this_run": round((time.monotonic() - started) / 60, 2),
         "resumed": resume is not None,
-        "stopped_by": ("time budget" if timer.time_remaining("train") <= 0 else
-                       "early stopping" if trainer.should_stop and trainer.current_epoch < config.max_epochs
-                       else "max epochs"),
+        "epoch_budget": epochs,
+        "target_tokens_seen": history.tokens,
+        "stopped_by": "early stopping" if trainer.current_epoch < epochs else "epoch budget",
         "parameters": sum(p.numel() for p in task.parameters()),
         "precision": precision.value,
     }
@@ -180,7 +190,7 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     reports = Path("reports/train") / corpus
     reports.mkdir(parents=True, exist_ok=True)
     (reports / f"{model}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    columns = ["epoch", "step", "train_loss_epoch", "dev_loss", "dev_ppl", "dev_bleu", "lr", "minutes"]
+    columns = ["epoch", "step", "tokens", "train_loss_epoch", "dev_loss", "dev_ppl", "dev_bleu", "lr", "minutes"]
     with (reports / f"{model}.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, columns, extrasaction="ignore")
         writer.writeheader()

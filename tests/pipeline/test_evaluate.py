@@ -14,6 +14,7 @@ import yaml
 from models.special_tokens import UNK
 from pipeline.bleu_by_length import (CSV_COLUMNS, bleu_from_statistics, bootstrap_interval, bucket_scores,
                                      make_bleu, no_unk_mask, score_model, sentence_statistics)
+from pipeline.claim import KEYS as CLAIM_KEYS
 from pipeline.length_buckets import BUCKET_LABELS
 from tests.pipeline.helpers import assert_one_line_error, run_stage
 from tests.training.fitting import fit
@@ -46,7 +47,7 @@ def test_identical_hypotheses_score_100_in_every_bucket_with_a_degenerate_interv
     for row in rows:
         if row.bucket in ("0-9", "10-19", "30-39"):
             assert row.n == (2 if row.bucket == "0-9" else 3)
-            assert row.bleu == row.ci_low == row.ci_high == 100.0
+            assert row.bleu == row.ci_low == row.ci_high == row.bleu_nobp == 100.0
             assert row.bp == 1.0 and row.len_ratio == 1.0
             assert (row.p1, row.p2, row.p3, row.p4) == (100.0, 100.0, 100.0, 100.0)
         else:  # empty bucket: no values
@@ -80,6 +81,10 @@ def test_short_hypotheses_get_a_brevity_penalty():
     (row, *_) = bucket_scores(metric, stats, np.zeros(len(stats), dtype=int), 50, seed=0)
     assert row.bp < 0.5 and row.len_ratio < 0.5
     assert row.p1 == 100.0  # every word it said is right: the loss is brevity, not precision
+    four = [" ".join(s.split()[:4]) for s in SENTENCES]  # 4-grams too: BLEU > 0, and all of it is brevity
+    metric, stats = _statistics(four, SENTENCES)
+    (row, *_) = bucket_scores(metric, stats, np.zeros(len(stats), dtype=int), 50, seed=0)
+    assert row.bleu_nobp == 100.0 and row.bleu == pytest.approx(100 * row.bp, abs=0.01) and row.bp < 0.5
 
 
 def test_multi_reference_bleu_is_at_least_single_reference():
@@ -180,26 +185,41 @@ def test_stage_writes_every_declared_output(evaluated):
 
 
 def test_hypotheses_have_one_line_per_test_sentence(evaluated):
-    project, _ = evaluated
+    project, result = evaluated
     for name in ("rnnenc-gru", "rnnsearch-gru"):
-        lines = (project / f"reports/hypotheses/{name}.txt").read_text(encoding="utf-8").split("\n")
-        assert len(lines) == TEST_SIZE + 1 and lines[-1] == ""
-    assert not (project / "reports/hypotheses/lm-gru.txt").exists()
+        for decoder in ("", ".greedy"):  # beam search (the main decoder) and greedy search
+            lines = (project / f"reports/hypotheses/{name}{decoder}.txt").read_text(encoding="utf-8").split("\n")
+            assert len(lines) == TEST_SIZE + 1 and lines[-1] == ""
+        assert f"decoded {name} (beam 3, " in result.stdout and f"decoded {name} (greedy, " in result.stdout
+    assert sorted(p.name for p in (project / "reports/hypotheses").iterdir()) == [
+        "rnnenc-gru.greedy.txt", "rnnenc-gru.txt", "rnnsearch-gru.greedy.txt", "rnnsearch-gru.txt"]
 
 
 def test_metrics_json(evaluated):
     project, _ = evaluated
     metrics = json.loads((project / "reports/metrics.json").read_text())
-    assert list(metrics) == MODELS  # params order
+    assert list(metrics) == MODELS + ["claim"]  # params order, then the test of the claim
     assert list(metrics["lm-gru"]) == ["ppl"] and 1.0 < metrics["lm-gru"]["ppl"] < 20  # 16-word vocabulary
     for name in ("rnnenc-gru", "rnnsearch-gru"):
-        entry = metrics[name]
+        entry = metrics[name]  # beam search's scores, then greedy's
         assert list(entry) == ["bleu", "bleu_no_unk", "bleu_multi_ref", "signature", "signature_multi_ref", "n",
-                               "no_unk_n"]
+                               "no_unk_n", "greedy"]
         assert entry["n"] == entry["no_unk_n"] == TEST_SIZE  # the tiny corpus has no unknown word
         assert entry["bleu"] == entry["bleu_no_unk"] == entry["bleu_multi_ref"]  # one reference
         assert entry["signature"].startswith("nrefs:1|case:lc|eff:no|tok:13a|smooth:exp|version:")
         assert 0.0 <= entry["bleu"] <= 100.0
+        greedy = entry["greedy"]
+        assert list(greedy) == ["bleu", "bleu_no_unk", "bleu_multi_ref"] and 0.0 <= greedy["bleu"] <= 100.0
+        hypotheses = (project / f"reports/hypotheses/{name}.greedy.txt").read_text(encoding="utf-8").splitlines()
+        references = (project / "data/prepared/test/tgt.txt").read_text(encoding="utf-8").splitlines()
+        assert greedy["bleu"] == round(sacrebleu.corpus_bleu(hypotheses, [references], lowercase=True).score, 2)
+    # Every tiny test sentence has 1-7 words: the pair is reported, not tested.
+    assert list(metrics["claim"]) == ["beam", "greedy"]
+    for decoder in ("beam", "greedy"):
+        assert list(metrics["claim"][decoder]) == ["gru"]
+        entry = metrics["claim"][decoder]["gru"]
+        assert tuple(entry) == CLAIM_KEYS and entry["shown"] is False and entry["r_enc"] is None
+        assert entry["verdict"] == "not tested: no test sentence of 10-19 or 40-49 words"
 
 
 def test_bleu_by_length_csv(evaluated):
@@ -207,17 +227,21 @@ def test_bleu_by_length_csv(evaluated):
     with (project / "reports/bleu_by_length.csv").open(newline="") as handle:
         header = handle.readline().strip()
         rows = list(csv.DictReader(handle, fieldnames=header.split(",")))
-    assert header == "model,bucket,n,bleu,ci_low,ci_high,bp,len_ratio,p1,p2,p3,p4"
+    assert header == "model,decoder,bucket,n,bleu,ci_low,ci_high,bleu_nobp,bp,len_ratio,p1,p2,p3,p4"
     assert tuple(header.split(",")) == CSV_COLUMNS
-    assert [(r["model"], r["bucket"]) for r in rows] == [(m, b) for m in ("rnnenc-gru", "rnnsearch-gru")
-                                                         for b in BUCKET_LABELS]
+    assert [(r["model"], r["decoder"], r["bucket"]) for r in rows] == [
+        (m, d, b) for m in ("rnnenc-gru", "rnnsearch-gru") for d in ("beam", "greedy") for b in BUCKET_LABELS]
+    metrics = json.loads((project / "reports/metrics.json").read_text())
     for row in rows:
-        if row["bucket"] == "0-9":  # every tiny sentence has 1-7 words
+        if row["bucket"] == "0-9":  # every tiny sentence has 1-7 words: this bucket is the whole test set
             assert int(row["n"]) == TEST_SIZE
             assert float(row["ci_low"]) <= float(row["bleu"]) <= float(row["ci_high"])
             assert 0 < float(row["bp"]) <= 1 and float(row["len_ratio"]) > 0
+            assert float(row["bleu_nobp"]) * float(row["bp"]) == pytest.approx(float(row["bleu"]), abs=0.01)
+            scores = metrics[row["model"]] if row["decoder"] == "beam" else metrics[row["model"]]["greedy"]
+            assert float(row["bleu"]) == scores["bleu"]
         else:
-            assert row["n"] == "0" and all(row[k] == "" for k in CSV_COLUMNS[3:])
+            assert row["n"] == "0" and all(row[k] == "" for k in CSV_COLUMNS[4:])
 
 
 def test_samples_json(evaluated):
@@ -229,13 +253,24 @@ def test_samples_json(evaluated):
         assert samples["translations"][name] == {"short": [], "long": []}  # tiny sentences: none 10+ words
 
 
-def test_synthetic_corpus_goes_to_its_own_reports(tmp_path, checkpoints):
+def test_synthetic_corpus_goes_to_its_own_reports_and_beam_1_is_greedy_only(tmp_path, checkpoints, evaluated):
     project = _project(tmp_path, checkpoints, ["rnnsearch-gru"], corpus="synthetic")
+    (project / "params.yaml").write_text(yaml.safe_dump({"experiments": {"synthetic_models": ["rnnsearch-gru"]},
+                                                         "evaluate": EVALUATE | {"beam_size": 1}}))
     result = run_stage(project, "evaluate", "--corpus", "synthetic")
     assert result.returncode == 0, result.stderr
-    metrics = json.loads((project / "reports/synthetic/metrics.json").read_text())
-    assert list(metrics) == ["rnnsearch-gru"]
-    assert (project / "reports/synthetic/figures/bleu_by_length.png").is_file()
+    reports = project / "reports/synthetic"
+    metrics = json.loads((reports / "metrics.json").read_text())
+    assert list(metrics) == ["rnnsearch-gru", "claim"] and "greedy" not in metrics["rnnsearch-gru"]
+    assert metrics["claim"] == {"greedy": {"gru": metrics["claim"]["greedy"]["gru"]}}
+    assert metrics["claim"]["greedy"]["gru"]["verdict"] == "not tested: rnnenc-gru was not evaluated"
+    with (reports / "bleu_by_length.csv").open(newline="") as handle:
+        assert {row["decoder"] for row in csv.DictReader(handle)} == {"greedy"}
+    # The only decode is greedy: the same output as the bible run's greedy decode of the same model and data.
+    assert [p.name for p in (reports / "hypotheses").iterdir()] == ["rnnsearch-gru.txt"]
+    assert (reports / "hypotheses/rnnsearch-gru.txt").read_text() == \
+        (evaluated[0] / "reports/hypotheses/rnnsearch-gru.greedy.txt").read_text()
+    assert (reports / "figures/bleu_by_length.png").is_file() and len(list((reports / "figures").iterdir())) == 3
     assert not (project / "reports/metrics.json").exists()
 
 

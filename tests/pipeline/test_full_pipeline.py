@@ -59,16 +59,18 @@ def test_every_stage_runs_and_writes_its_outputs(repro):
         assert f"Running stage '{stage}'" in first.stdout, stage
     for folder, models in (("reports", MODELS), ("reports/synthetic", SYNTHETIC_MODELS)):
         metrics = json.loads((clone / folder / "metrics.json").read_text())
-        assert list(metrics) == models
+        assert list(metrics) == models + ["claim"]  # the test of the claim after the models (pipeline/claim.py)
+        assert set(metrics["claim"]) == {"beam", "greedy"} and "gru" in metrics["claim"]["beam"]
         for model in models:
             keys = {"ppl"} if model.startswith("lm-") else {"bleu", "bleu_no_unk", "bleu_multi_ref", "signature"}
             assert keys <= set(metrics[model])
         with (clone / folder / "bleu_by_length.csv").open() as handle:
             rows = list(csv.DictReader(handle))
-        assert list(rows[0]) == ["model", "bucket", "n", "bleu", "ci_low", "ci_high", "bp", "len_ratio",
-                                 "p1", "p2", "p3", "p4"]
+        assert list(rows[0]) == ["model", "decoder", "bucket", "n", "bleu", "ci_low", "ci_high", "bleu_nobp", "bp",
+                                 "len_ratio", "p1", "p2", "p3", "p4"]
         translation = [m for m in models if not m.startswith("lm-")]
-        assert [(r["model"], r["bucket"]) for r in rows] == [(m, b) for m in translation for b in BUCKET_LABELS]
+        assert [(r["model"], r["decoder"], r["bucket"]) for r in rows] == [
+            (m, d, b) for m in translation for d in ("beam", "greedy") for b in BUCKET_LABELS]
         assert (clone / folder / "figures/bleu_by_length.png").stat().st_size > 10_000
         assert list((clone / folder / "figures").glob("attention_rnnsearch-gru_*.png"))
     sweep = json.loads((clone / "reports/tune/lm-gru.json").read_text())
@@ -81,6 +83,7 @@ def test_every_stage_runs_and_writes_its_outputs(repro):
     report = (clone / "reports/README.md").read_text()
     assert "RNNsearch-50" in report and "figures/bleu_by_length.png" in report
     assert "synthetic/figures/bleu_by_length.png" in report and "**Measured:**" in report
+    assert "**The claim, tested**" in report and "**Headline (synthetic, `rnnenc-gru` vs `rnnsearch-gru`" in report
     assert "## Sweeps (Ray Tune, ASHA on the dev set)" in report and "### `lm-gru`: 2 trials" in report
 
 

@@ -38,14 +38,17 @@ def test_train_writes_checkpoints_and_reports(project):
     assert result.returncode == 0, result.stderr[-2000:]
     assert {p.name for p in (project / "checkpoints/bible/lm-gru").iterdir()} >= {"best.ckpt", "last.ckpt"}
     summary = read_summary(project, "lm-gru")
-    assert summary["epochs"] == 3 and summary["stopped_by"] == "max epochs" and not summary["resumed"]
+    assert summary["epochs"] == 3 and summary["stopped_by"] == "epoch budget" and not summary["resumed"]
     # precision: auto (the default) trains in bf16 exactly where this CPU computes it, and says so.
     from pipeline.precision import cpu_has_bf16
 
     assert summary["precision"] == ("bf16-mixed" if cpu_has_bf16() else "32")
     assert f"precision: {summary['precision']} (auto: " in result.stdout
     curve = (project / "reports/train/bible/lm-gru.csv").read_text().splitlines()
-    assert curve[0].startswith("epoch,step,train_loss_epoch,dev_loss") and len(curve) == 4
+    assert curve[0].startswith("epoch,step,tokens,train_loss_epoch,dev_loss") and len(curve) == 4
+    tokens = [int(line.split(",")[2]) for line in curve[1:]]
+    assert tokens[0] > 0 and tokens == [tokens[0] * k for k in (1, 2, 3)]  # the same data every epoch
+    assert summary["target_tokens_seen"] == tokens[-1]
     # Started again with nothing changed, it resumes and has nothing left to do.
     again = run_stage(project, "train", "lm-gru")
     assert again.returncode == 0 and read_summary(project, "lm-gru")["resumed"]
@@ -74,6 +77,33 @@ def test_sigkill_mid_epoch_then_resume_finishes(project):
     summary = read_summary(project, "rnnsearch-gru")
     assert summary["resumed"] and summary["epochs"] == 4
     assert summary["minutes_this_run"] < summary["minutes_total"] + 0.01  # earlier time counts too
+
+
+def test_budget_is_epochs_by_corpus_and_family_and_deterministic(project, tmp_path_factory):
+    """train.epochs overrides max_epochs per corpus and family; two runs give the same weights."""
+    import torch
+
+    tiny_project(project, max_epochs=3, epochs={"bible": {"lm": 2}})
+    other = tiny_project(tmp_path_factory.mktemp("again"), max_epochs=3, epochs={"bible": {"lm": 2}})
+    for folder in (project, other):
+        assert run_stage(folder, "train", "lm-gru").returncode == 0
+    summary = read_summary(project, "lm-gru")
+    assert summary["epochs"] == summary["epoch_budget"] == 2 and summary["stopped_by"] == "epoch budget"
+    assert {k: v for k, v in summary.items() if "minutes" not in k} == \
+        {k: v for k, v in read_summary(other, "lm-gru").items() if "minutes" not in k}
+    weights = [torch.load(folder / "checkpoints/bible/lm-gru/best.ckpt", weights_only=True)["state_dict"]
+               for folder in (project, other)]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+
+
+def test_safety_time_limit_fails_loudly_and_keeps_the_checkpoint(project):
+    tiny_project(project, max_epochs=50, time_limit_minutes=0.002)
+    result = run_stage(project, "train", "lm-gru")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "train.time_limit_minutes=0.002" in last_line and "run the stage again to continue" in last_line
+    assert (project / "checkpoints/bible/lm-gru/last.ckpt").exists()
+    assert not (project / "reports/train/bible/lm-gru.json").exists()
 
 
 def test_changed_learning_rate_starts_over(project):
