@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from models.cells import Recurrent, State
-from models.encoder_decoder import EncoderDecoder, Memory
+from models.encoder_decoder import EncoderDecoder, Memory, full_precision
 from models.maxout import MaxoutOutput
 from models.special_tokens import PAD
 
@@ -44,11 +44,13 @@ class RNNEncoderDecoder(EncoderDecoder):
         # follows each sentence, so the top layer's output at its last word is its h_T.
         outputs, _ = self.encoder(self.dropout(self.src_embed(src)))  # (B, T_x, H)
         h_T = outputs[torch.arange(src.size(0), device=src.device), lengths - 1]  # (B, H)
-        return {"context": torch.tanh(self.to_context(h_T))}  # c (B, H)
+        # fp32 whatever the autocast: the decoder reads c at every step.
+        return {"context": torch.tanh(self.to_context(h_T)).float()}  # c (B, H)
 
     def init_state(self, memory: Memory) -> State:
         c = memory["context"]  # (B, H)
-        h0 = torch.tanh(self.to_init(c))  # (B, L*H)
+        with full_precision(c):
+            h0 = torch.tanh(self.to_init(c))  # (B, L*H)
         h0 = h0.view(-1, self.num_layers, self.hidden_size).transpose(0, 1)  # (L, B, H)
         return self.decoder.state_from_hidden(h0)
 
@@ -56,7 +58,8 @@ class RNNEncoderDecoder(EncoderDecoder):
              memory: Memory) -> tuple[torch.Tensor, State, None]:
         c = memory["context"]  # (B, H)
         e = self.dropout(self.tgt_embed(prev_tokens))  # (B, E)
-        h, state = self.decoder.step(torch.cat([e, c], dim=-1), state)  # h'_t (B, H)
+        with full_precision(e):
+            h, state = self.decoder.step(torch.cat([e, c], dim=-1), state)  # h'_t (B, H)
         logits = self.output(h, e, c)  # (B, V)
         return torch.log_softmax(logits, dim=-1), state, None
 

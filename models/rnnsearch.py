@@ -14,6 +14,7 @@ target steps. With several layers the top layer's state is the attention query a
 initialises every decoder layer; an LSTM's memory cell starts at zero.
 """
 
+from functools import partial
 from typing import NamedTuple
 
 import torch
@@ -22,7 +23,7 @@ from torch import nn
 
 from models.attention import AdditiveAttention
 from models.cells import Recurrent, State, cell_update
-from models.encoder_decoder import EncoderDecoder, Memory
+from models.encoder_decoder import EncoderDecoder, Memory, full_precision
 from models.maxout import MaxoutOutput
 from models.sequences import length_mask
 from models.special_tokens import PAD
@@ -60,15 +61,16 @@ class RNNSearch(EncoderDecoder):
         annotations, state = self.encoder(self.dropout(self.src_embed(src)), lengths)  # (B, T_x, 2H)
         # Final state of the top backward layer: it ends on word 1, so it is h←_1.
         backward_first = self.encoder.hidden(state)[-1]  # (B, H)
-        return {
-            "annotations": annotations,  # h_j (B, T_x, 2H)
-            "keys": self.attention.project_keys(annotations),  # U h_j (B, T_x, A)
+        return {  # fp32 whatever the autocast: the decoder's recurrence reads them at every step
+            "annotations": annotations.float(),  # h_j (B, T_x, 2H)
+            "keys": self.attention.project_keys(annotations).float(),  # U h_j (B, T_x, A)
             "mask": length_mask(lengths, src.size(1)),  # (B, T_x)
-            "backward_first": backward_first,  # h←_1 (B, H)
+            "backward_first": backward_first.float(),  # h←_1 (B, H)
         }
 
     def init_state(self, memory: Memory) -> State:
-        s0 = torch.tanh(self.to_init(memory["backward_first"]))  # (B, L*H)
+        with full_precision(memory["backward_first"]):
+            s0 = torch.tanh(self.to_init(memory["backward_first"]))  # (B, L*H)
         s0 = s0.view(-1, self.num_layers, self.hidden_size).transpose(0, 1)  # (L, B, H)
         return self.decoder.state_from_hidden(s0)
 
@@ -110,12 +112,13 @@ class RNNSearch(EncoderDecoder):
     def step(self, prev_tokens: torch.Tensor, state: State,
              memory: Memory) -> tuple[torch.Tensor, State, torch.Tensor]:
         e = self.dropout(self.tgt_embed(prev_tokens))  # (B, E)
-        if self.decoder.single_torch_layer():
-            weights = self._gate_weights()
-            s_prev, context, state, alpha = self._recur_gates(
-                F.linear(e, weights.word, weights.word_bias), state, memory, weights)
-        else:
-            s_prev, context, state, alpha = self._recur(e, state, memory)
+        with full_precision(e):
+            if self.decoder.single_torch_layer():
+                weights = self._gate_weights()
+                s_prev, context, state, alpha = self._recur_gates(
+                    F.linear(e, weights.word, weights.word_bias), state, memory, weights)
+            else:
+                s_prev, context, state, alpha = self._recur(e, state, memory)
         return torch.log_softmax(self.output(s_prev, e, context), dim=-1), state, alpha
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
@@ -124,23 +127,16 @@ class RNNSearch(EncoderDecoder):
         memory = self.encode(src, src_lengths)
         emb = self.dropout(self.tgt_embed(tgt_in))  # (B, T_y, E), all steps at once
         states, contexts, alphas = [], [], []
-        if self.decoder.single_torch_layer():
-            weights = self._gate_weights()
-            word_gates = F.linear(emb, weights.word, weights.word_bias)  # (B, T_y, G), all steps at once
-            # The recurrence in fp32 even under mixed precision: its matmuls are (B, H) small, where
-            # bf16 gains nothing on a CPU and the casts at every step cost more than they save.
-            with torch.autocast(src.device.type, enabled=False):
-                memory = {key: value.float() if value.is_floating_point() else value for key, value in memory.items()}
-                state = self.init_state(memory)
-                for gates in word_gates.float().unbind(1):  # unbind: one backward for all steps, not one per slice
-                    s_prev, context, state, alpha = self._recur_gates(gates, state, memory, weights)
-                    states.append(s_prev)
-                    contexts.append(context)
-                    alphas.append(alpha)
-        else:
+        with full_precision(emb):
             state = self.init_state(memory)
-            for e in emb.unbind(1):
-                s_prev, context, state, alpha = self._recur(e, state, memory)
+            if self.decoder.single_torch_layer():
+                weights = self._gate_weights()
+                word_gates = F.linear(emb, weights.word, weights.word_bias)  # (B, T_y, G), all steps at once
+                recur, inputs = partial(self._recur_gates, memory=memory, weights=weights), word_gates
+            else:
+                recur, inputs = partial(self._recur, memory=memory), emb
+            for step_input in inputs.unbind(1):  # unbind: one backward for all steps, not one per slice
+                s_prev, context, state, alpha = recur(step_input, state)
                 states.append(s_prev)
                 contexts.append(context)
                 alphas.append(alpha)

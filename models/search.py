@@ -48,10 +48,14 @@ def max_lengths(src_lengths: torch.Tensor, a: float, b: float) -> torch.Tensor:
 
 
 def _restrict(log_probs: torch.Tensor, force_eos: torch.Tensor) -> torch.Tensor:
-    """log_probs (N, V): forbid PAD and BOS everywhere and everything but EOS where force_eos (N,)."""
-    vocab = torch.arange(log_probs.size(-1), device=log_probs.device)  # (V,)
-    banned = (vocab == PAD) | (vocab == BOS) | (force_eos.unsqueeze(1) & (vocab != EOS))  # (N, V)
-    return log_probs.masked_fill(banned, float("-inf"))
+    """log_probs (N, V), in place: forbid PAD and BOS everywhere and everything but EOS where
+    force_eos (N,). In place and by index, not an (N, V) mask: this runs at every step."""
+    log_probs[:, [PAD, BOS]] = float("-inf")
+    if force_eos.any():
+        eos = log_probs[force_eos, EOS]
+        log_probs[force_eos] = float("-inf")
+        log_probs[force_eos, EOS] = eos
+    return log_probs
 
 
 def _settled(top_scores: torch.Tensor, is_eos: torch.Tensor, best_score: torch.Tensor, t: int,
@@ -147,11 +151,14 @@ def beam_search(model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Ten
 
     for t in range(T_max + 1):
         log_probs, state, attention = model.step(prev, state, memory)  # (B*K, V), …, (B*K, T_x)
-        V = log_probs.size(-1)
-        log_probs = _restrict(log_probs, (t >= limit).repeat_interleave(K)).double()
-        candidates = (scores.unsqueeze(-1) + log_probs.view(B, K, V)).view(B, K * V)
+        log_probs = _restrict(log_probs, (t >= limit).repeat_interleave(K))
+        # The 2K best extensions of a sentence are among the 2K best words of each of its beams:
+        # select those per beam first, so only B·K·2K candidates (not B·K·V) are scored in float64.
+        per_beam = min(2 * K, log_probs.size(-1))
+        word_scores, words = log_probs.topk(per_beam, dim=-1)  # (B*K, per_beam)
+        candidates = (scores.unsqueeze(-1) + word_scores.double().view(B, K, per_beam)).view(B, K * per_beam)
         top_scores, top_index = candidates.topk(2 * K, dim=1)  # (B, 2K)
-        top_beam, top_word = top_index // V, top_index % V  # (B, 2K)
+        top_beam, top_word = top_index // per_beam, words.view(B, K * per_beam).gather(1, top_index)  # (B, 2K)
         if attention is not None and att_history is None:
             att_history = attention.new_zeros(B, K, 0, T_x)
             best_att = attention.new_zeros(B, T_max, T_x)
