@@ -6,6 +6,7 @@ Optimizers: Adam, or Adadelta with ρ = 0.95, ε = 1e-6 (Bahdanau et al. 2014 Ap
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytorch_lightning as pl
@@ -15,6 +16,8 @@ from torchmetrics import SumMetric
 from models.loss import masked_nll
 from models.registry import build_model
 from models.special_tokens import PAD
+
+COSINE_FLOOR = 0.05  # the cosine schedule ends at 5% of the initial learning rate
 
 
 class SequenceTask(pl.LightningModule):
@@ -68,6 +71,12 @@ class SequenceTask(pl.LightningModule):
                                          fused=fused)
         if config["schedule"] == "none":
             return optimizer
+        if config["schedule"] == "cosine":
+            # Over the whole budget (Lightning knows it: epochs × batches per epoch), per step.
+            total = max(int(self.trainer.estimated_stepping_batches), 1)
+            cosine = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0))))
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=1)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": plateau, "monitor": "dev_loss", "interval": "epoch"}}

@@ -162,7 +162,9 @@ class TrainConfig(Section):
     optimizer: Literal["adam", "adadelta"] = "adam"  # adadelta: ρ=0.95, ε=1e-6 as in the paper
     lr: float = Field(default=1e-3, gt=0.0)  # adadelta's paper setting is 1.0
     weight_decay: float = Field(default=0.0, ge=0.0)
-    schedule: Literal["none", "plateau"] = "plateau"  # plateau: halve lr when dev loss stalls
+    # plateau: halve lr when dev loss stalls; cosine: decay lr per step to COSINE_FLOOR × lr at the
+    # end of the epoch budget (known in advance, since budgets are epochs)
+    schedule: Literal["none", "plateau", "cosine"] = "plateau"
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     gradient_clip: float = Field(default=1.0, ge=0.0)  # max global L2 norm, 0 = off
     batch_tokens: int = Field(default=4000, gt=0)  # padded tokens per batch (source or target side)

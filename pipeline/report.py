@@ -180,16 +180,22 @@ def headline(corpus: str = "synthetic", cell: str = HEADLINE_CELL) -> str:
 
 
 def training_section() -> str:
+    """Budgets are epochs (params' train.epochs), so every score rests on a known amount of training."""
     rows = []
     for path in sorted((REPORTS / "train").glob("*/*.json")):
         summary = json.loads(path.read_text())
+        tokens = summary.get("target_tokens_seen")
         rows.append([f"{path.parent.name}/{path.stem}", f"{summary.get('parameters', 0):,}",
-                     str(summary.get("epochs")), number(summary.get("minutes_total")),
+                     f"{summary.get('epochs')} / {summary.get('epoch_budget', '–')}", f"{summary.get('steps', 0):,}",
+                     f"{tokens / 1e6:.2f}M" if tokens else "–", str(summary.get("precision", "–")),
                      number(summary.get("best_dev_loss"), 3), number(summary.get("best_dev_ppl"), 1),
-                     number(summary.get("last_dev_bleu")), str(summary.get("stopped_by"))])
-    return "\n".join(["## Training", "", table(
-        ["corpus/model", "parameters", "epochs", "minutes", "best dev loss", "best dev ppl", "dev BLEU (sample)",
-         "stopped by"], rows)])
+                     number(summary.get("last_dev_bleu")), str(summary.get("stopped_by")),
+                     number(summary.get("minutes_total"))])
+    return "\n".join(["## Training", "", "Budgets are epochs, by corpus and family (`train.epochs`): the same "
+                      "commit and params train the same steps on any machine; minutes are only what this run took.",
+                      "", table(["corpus/model", "parameters", "epochs / budget", "steps", "target tokens seen",
+                                 "precision", "best dev loss", "best dev ppl", "dev BLEU (sample)", "stopped by",
+                                 "minutes"], rows)])
 
 
 def sweep_section() -> str:

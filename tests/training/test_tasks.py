@@ -64,3 +64,16 @@ def test_checkpoint_loads_with_weights_only_and_gives_identical_outputs(tiny, tm
         assert torch.equal(loaded.logits_and_targets(batch)[0], expected)
     assert [h.tokens for h in loaded.translate(batch["src"], batch["src_lengths"], beam_size=3)] == \
         [h.tokens for h in task.translate(batch["src"], batch["src_lengths"], beam_size=3)]
+
+
+def test_cosine_schedule_decays_over_the_epoch_budget(tiny):
+    """schedule: cosine spans exactly the Trainer's budget: full lr at step 0, COSINE_FLOOR × lr at the end."""
+    from models.sequence_task import COSINE_FLOOR
+
+    task, trainer, _ = fit("lm-gru", tiny, epochs=3, schedule="cosine", lr=0.01)
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    assert trainer.lr_scheduler_configs[0].interval == "step"
+    assert scheduler.base_lrs == [0.01]
+    final = trainer.optimizers[0].param_groups[0]["lr"]
+    assert trainer.global_step == trainer.estimated_stepping_batches
+    assert final == pytest.approx(0.01 * COSINE_FLOOR, rel=1e-6)
