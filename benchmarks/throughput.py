@@ -204,6 +204,32 @@ def measure(job: tuple[str, str, str, dict, dict, argparse.Namespace]) -> dict:
     return row
 
 
+def plain_throughput(job: tuple[str, dict, dict, argparse.Namespace]) -> float:
+    """Target tok/s of the plain reference trainer on the same batches as the models."""
+    from benchmarks.plain_rnnsearch import PlainRNNSearch, train_step
+    from models.sequences import add_bos_eos
+
+    device_name, sizes, train, arguments = job
+    if arguments.threads:
+        torch.set_num_threads(arguments.threads)
+    torch.set_flush_denormal(True)
+    datamodule = PreparedDataModule(DATA, train["batch_tokens"], train["seed"], batch_sentences=train["batch_sentences"])
+    batches = list(itertools.islice(datamodule.train_dataloader(), arguments.warmup_steps + arguments.train_steps))
+    vocab = {side: len(Vocabulary.load(DATA / f"vocab/{side}.json")) for side in ("src", "tgt")}
+    torch.manual_seed(train["seed"])
+    model = PlainRNNSearch(vocab["src"], vocab["tgt"], sizes["emb_size"], sizes["hidden_size"], sizes["maxout_size"],
+                           sizes["attention_size"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=train["lr"])
+    prepared = [(b["src"], b["src_lengths"], *add_bos_eos(b["tgt"], b["tgt_lengths"])[:2]) for b in batches]
+    for batch in prepared[:arguments.warmup_steps]:
+        train_step(model, optimizer, *batch)
+    measured = batches[arguments.warmup_steps:]
+    tokens = sum(int(b["tgt_lengths"].sum()) + len(b["tgt_lengths"]) for b in measured)
+    seconds, _ = timed(torch.device(device_name),
+                       lambda: [train_step(model, optimizer, *batch) for batch in prepared[arguments.warmup_steps:]])
+    return tokens / seconds
+
+
 def cell(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -235,6 +261,8 @@ def main() -> None:
     parser.add_argument("--untrained", action="store_true", help="decode with initial weights even if a checkpoint exists")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (0: torch's default); 1 is steadier on a busy machine")
+    parser.add_argument("--plain", action="store_true",
+                        help="also measure benchmarks/plain_rnnsearch.py (a plain fp32 PyTorch loop) at the same sizes")
     parser.add_argument("--json", type=Path, help="also write the environment and rows here")
     arguments = parser.parse_args()
     if arguments.threads:
@@ -277,6 +305,10 @@ def main() -> None:
                   f"{row['weights']:>9} {row['greedy_sentences_per_s']:>8.1f} {row['greedy_tokens_per_s']:>7,.0f} "
                   f"{cell(row['beam_sentences_per_s'], '.1f'):>8} {cell(row['beam_tokens_per_s'], ',.0f'):>7} "
                   f"{row['peak_mib']:>8,.0f}", flush=True)
+        if arguments.plain:
+            plain = pool.apply(plain_throughput, ((device_name, sizes, train, arguments),))
+            env["plain_rnnsearch_tokens_per_s"] = plain
+            print(f"plain single-file PyTorch RNNsearch (fp32, benchmarks/plain_rnnsearch.py): {plain:,.0f} train tok/s")
     print(f"wall time: {time.perf_counter() - start:.0f} s  load average: {os.getloadavg()[0]:.1f}")
     if arguments.json:
         arguments.json.write_text(json.dumps({"environment": env, "rows": rows}, indent=2) + "\n")
