@@ -18,6 +18,7 @@ from typing import Any
 
 from pipeline.claim import BP_AT_LEAST, CONFIDENCE, DIFF_ABOVE, FALL_BELOW, HOLD_AT_LEAST, LONG, SHORT
 from pipeline.errors import UserError, stage_entry_point
+from pipeline.probe import probe_section
 from pipeline.length_buckets import BUCKET_LABELS
 from pipeline.tuned import describe
 
@@ -287,8 +288,10 @@ def render() -> str:
         f"({revision()}); regenerate with `dvc repro report`.",
         headline(),
         experiment_section("synthetic"),
+        probe_section("synthetic"),
         budget_section(),
         experiment_section("bible"),
+        probe_section("bible"),
         "### The paper's Table 1 (WMT'14 En→Fr, 348M words, 30k vocabularies, 1000 hidden units, days on a GPU)\n\n"
         + paper,
         language_model_section(bible_metrics, samples),

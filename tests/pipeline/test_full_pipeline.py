@@ -21,7 +21,8 @@ TINY = {
                   "tokenize": {"src_vocab_size": 44, "tgt_vocab_size": 44}},
     "model": {"emb_size": 16, "hidden_size": 24, "maxout_size": 16, "attention_size": 16, "dropout": 0.0},
     "train": {"batch_tokens": 400, "max_epochs": 1, "dev_bleu_sentences": 16, "accelerator": "cpu",
-              "early_stopping_patience": 0},
+              "early_stopping_patience": 0,
+              "epochs": {"bible": {"lm": 1, "rnnenc": 1, "rnnsearch": 1}, "synthetic": {"rnnenc": 1, "rnnsearch": 1}}},
     "experiments": {"models": MODELS, "synthetic_models": SYNTHETIC_MODELS},
     "evaluate": {"beam_size": 2, "bootstrap_samples": 50, "heatmaps": 1, "heatmap_min_words": 5},
     # A real 2-trial Ray Tune sweep of lm-gru, whose best config train@lm-gru then uses.
@@ -52,7 +53,7 @@ def repro(tmp_path_factory):
 
 def test_every_stage_runs_and_writes_its_outputs(repro):
     clone, first = repro
-    stages = ["prepare", "prepare_synthetic", "evaluate", "evaluate_synthetic", "report"]
+    stages = ["prepare", "prepare_synthetic", "evaluate", "evaluate_synthetic", "probe", "probe_synthetic", "report"]
     stages += [f"train@{m}" for m in MODELS] + [f"train_synthetic@{m}" for m in SYNTHETIC_MODELS]
     stages += [f"tune@{m}" for m in MODELS]
     for stage in stages:
@@ -73,6 +74,8 @@ def test_every_stage_runs_and_writes_its_outputs(repro):
             (m, d, b) for m in translation for d in ("beam", "greedy") for b in BUCKET_LABELS]
         assert (clone / folder / "figures/bleu_by_length.png").stat().st_size > 10_000
         assert list((clone / folder / "figures").glob("attention_rnnsearch-gru_*.png"))
+        probe = json.loads((clone / folder / "probe.json").read_text())
+        assert sorted(probe) == sorted(m for m in models if not m.startswith("lm-"))
     sweep = json.loads((clone / "reports/tune/lm-gru.json").read_text())
     assert sweep["swept"] and len(sweep["trials"]) == 2 and sweep["best"]["config"]
     assert json.loads((clone / "reports/train/bible/lm-gru.json").read_text())["tuned"] == sweep["best"]["config"]
@@ -84,6 +87,7 @@ def test_every_stage_runs_and_writes_its_outputs(repro):
     assert "RNNsearch-50" in report and "figures/bleu_by_length.png" in report
     assert "synthetic/figures/bleu_by_length.png" in report and "**Measured:**" in report
     assert "**The claim, tested**" in report and "**Headline (synthetic, `rnnenc-gru` vs `rnnsearch-gru`" in report
+    assert "### Probe of the encoder's summary (synthetic)" in report and "probe_by_length.png" in report
     assert "## Sweeps (Ray Tune, ASHA on the dev set)" in report and "### `lm-gru`: 2 trials" in report
 
 

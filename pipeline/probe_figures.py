@@ -1,0 +1,54 @@
+"""The probe stage's figure (matplotlib, Agg backend, like ``pipeline.figures``).
+
+``probe_by_length``: recall of the source's words at the fixed precision against source length, one
+line per model (RNNenc dashed with squares, RNNsearch solid with circles, as in the BLEU figure),
+and beside it the precision actually reached in each test bucket (the threshold was set on dev).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: stages run headless
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+LINESTYLES = {"rnnenc": "--", "rnnsearch": "-"}
+MARKERS = {"rnnenc": "s", "rnnsearch": "o"}
+
+
+def _values(buckets: dict[str, dict], key: str) -> np.ndarray:
+    return np.array([np.nan if row[key] is None else row[key] for row in buckets.values()], dtype=float)
+
+
+def probe_by_length(results: dict[str, dict], path: Path, target_precision: float, title: str = "") -> None:
+    """``results``: model → its probe.json entry (``buckets``: label → {n, recall, precision, …})."""
+    first = next(iter(results.values()))["buckets"]
+    labels = [f"{label}\nn={row['n']}" for label, row in first.items()]
+    x = np.arange(len(labels))
+    figure, (ax_recall, ax_precision) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1.4, 1]})
+    colours = plt.get_cmap("tab10").colors
+    for number, (name, entry) in enumerate(results.items()):
+        family = name.partition("-")[0]
+        style = dict(linestyle=LINESTYLES.get(family, ":"), color=colours[number % len(colours)],
+                     marker=MARKERS.get(family, "^"), label=f"{name} ({entry['feature']})")
+        ax_recall.plot(x, 100 * _values(entry["buckets"], "recall"), **style)
+        ax_precision.plot(x, 100 * _values(entry["buckets"], "precision"), **style)
+    ax_recall.set(ylabel="recall of the source's words (%)",
+                  title=f"words a linear probe finds at {target_precision:.0%} precision (set on dev)")
+    ax_precision.axhline(100 * target_precision, color="grey", linestyle=":", linewidth=1)
+    ax_precision.set(ylabel="precision reached (%)", title="precision in each test bucket")
+    for ax in (ax_recall, ax_precision):
+        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_xlabel("source sentence length (words)")
+        ax.set_ylim(0, 101)
+        ax.set_xlim(-0.5, len(labels) - 0.5)
+        ax.grid(alpha=0.3)
+    ax_recall.legend(fontsize=8, loc="best")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
