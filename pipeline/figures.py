@@ -28,6 +28,25 @@ LINESTYLES = {"rnnenc": "--", "rnnsearch": "-"}
 MARKERS = {"rnnenc": "s", "rnnsearch": "o"}
 
 
+def model_style(number: int, name: str, label: str) -> dict:
+    """Line style of the ``number``-th model of a figure: dashed squares for RNNenc, solid circles for
+    RNNsearch, a colour per model."""
+    family = name.partition("-")[0]
+    colours = plt.get_cmap("tab10").colors
+    return dict(linestyle=LINESTYLES.get(family, ":"), color=colours[number % len(colours)],
+                marker=MARKERS.get(family, "^"), label=label)
+
+
+def save(figure, path: Path, title: str = "") -> None:
+    """Title, layout, write the PNG (its folder made if needed) and free the figure."""
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def _values(scores: Sequence[BucketScore], field: str) -> np.ndarray:
     return np.array([np.nan if getattr(s, field) is None else getattr(s, field) for s in scores], dtype=float)
 
@@ -41,11 +60,8 @@ def bleu_by_length(scores: dict[str, list[BucketScore]], path: Path, train_max_l
     labels = [f"{s.bucket}\nn={s.n}" for s in any_model]
     x = np.arange(len(labels))
     figure, (ax_bleu, ax_p, ax_bp) = plt.subplots(1, 3, figsize=(17, 5.2), gridspec_kw={"width_ratios": [1.4, 1, 1]})
-    colours = plt.get_cmap("tab10").colors
     for number, (name, rows) in enumerate(scores.items()):
-        family = name.partition("-")[0]
-        style = dict(linestyle=LINESTYLES.get(family, ":"), color=colours[number % len(colours)],
-                     marker=MARKERS.get(family, "^"), label=name)
+        style = model_style(number, name, name)
         bleu, low, high = _values(rows, "bleu"), _values(rows, "ci_low"), _values(rows, "ci_high")
         # Error bars rather than bands: a band vanishes at a bucket whose neighbours are empty.
         # Each model is nudged sideways so overlapping intervals stay readable.
@@ -72,12 +88,7 @@ def bleu_by_length(scores: dict[str, list[BucketScore]], path: Path, train_max_l
         ax_bleu.text(0.99, 0.02, f"dotted: training limit {train_max_len} words", transform=ax_bleu.transAxes,
                      ha="right", va="bottom", fontsize=8, color="grey")
     ax_bleu.legend(fontsize=8, loc="best")
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path, title)
 
 
 def attention_heatmap(weights: np.ndarray, source: Sequence[str], output: Sequence[str], path: Path,
@@ -94,7 +105,4 @@ def attention_heatmap(weights: np.ndarray, source: Sequence[str], output: Sequen
     ax.set_ylabel("output")
     if title:
         ax.set_title(title, fontsize=9, pad=12)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path)

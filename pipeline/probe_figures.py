@@ -14,8 +14,7 @@ matplotlib.use("Agg")  # before pyplot: stages run headless
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-LINESTYLES = {"rnnenc": "--", "rnnsearch": "-"}
-MARKERS = {"rnnenc": "s", "rnnsearch": "o"}
+from pipeline.figures import model_style, save  # noqa: E402
 
 
 def _values(buckets: dict[str, dict], key: str) -> np.ndarray:
@@ -28,11 +27,8 @@ def probe_by_length(results: dict[str, dict], path: Path, target_precision: floa
     labels = [f"{label}\nn={row['n']}" for label, row in first.items()]
     x = np.arange(len(labels))
     figure, (ax_recall, ax_precision) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1.4, 1]})
-    colours = plt.get_cmap("tab10").colors
     for number, (name, entry) in enumerate(results.items()):
-        family = name.partition("-")[0]
-        style = dict(linestyle=LINESTYLES.get(family, ":"), color=colours[number % len(colours)],
-                     marker=MARKERS.get(family, "^"), label=f"{name} ({entry['feature']})")
+        style = model_style(number, name, f"{name} ({entry['feature']})")
         ax_recall.plot(x, 100 * _values(entry["buckets"], "recall"), **style)
         ax_precision.plot(x, 100 * _values(entry["buckets"], "precision"), **style)
     ax_recall.set(ylabel="recall of the source's words (%)",
@@ -46,9 +42,4 @@ def probe_by_length(results: dict[str, dict], path: Path, target_precision: floa
         ax.set_xlim(-0.5, len(labels) - 0.5)
         ax.grid(alpha=0.3)
     ax_recall.legend(fontsize=8, loc="best")
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path, title)
