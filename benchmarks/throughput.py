@@ -276,7 +276,8 @@ def main() -> None:
     # Read once here: every model gets the same sizes even if params.yaml changes during the run.
     params = load_params(REPO / "params.yaml")
     env = environment(device, params, arguments)
-    sizes, train = params.model.model_dump(), params.train.model_dump()
+    # No lr schedule: the cosine one needs a Trainer to know its length, and it costs nothing per step.
+    sizes, train = params.model.model_dump(), {**params.train.model_dump(), "schedule": "none"}
     start = time.perf_counter()
     # A fresh process per measurement (spawn: safe with CUDA and OpenMP) so peak memory is its own.
     with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:

@@ -16,7 +16,7 @@ from pipeline.bow_probe import (Labels, bucket_counts, counts, document_frequenc
                                 sentence_labels, threshold_at_precision)
 from pipeline.length_buckets import BUCKET_LABELS
 from tests.pipeline.helpers import assert_one_line_error, run_stage
-from tests.training.fitting import fit
+from tests.pipeline.checkpoint_projects import fitted_checkpoints, project_with_checkpoints
 from tests.training.tiny_corpus import write_tiny_corpus
 
 # --- the maths -------------------------------------------------------------------------------------
@@ -139,31 +139,11 @@ COLUMNS = ["model", "bucket", "n", "recall", "precision", "words", "found", "pre
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> Path:
-    """Tiny models fitted for 2 epochs on the tiny corpus, saved where the train stage puts them."""
-    root = tmp_path_factory.mktemp("checkpoints")
-    data = write_tiny_corpus(tmp_path_factory.mktemp("tiny") / "prepared")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for name in MODELS:
-            _, trainer, _ = fit(name, data, epochs=2, dev_bleu_every=0)
-            trainer.save_checkpoint(root / name / "best.ckpt")
-    finally:
-        torch.set_num_threads(threads)
-    return root
+    return fitted_checkpoints(tmp_path_factory.mktemp("checkpoints"), MODELS)
 
 
 def _project(root: Path, checkpoints: Path, models: list[str], corpus: str = "bible") -> Path:
-    data = {"bible": "data/prepared", "synthetic": "data/synthetic"}[corpus]
-    write_tiny_corpus(root / data)
-    for name in models:
-        target = root / "checkpoints" / corpus / name / "best.ckpt"
-        target.parent.mkdir(parents=True)
-        target.write_bytes((checkpoints / name / "best.ckpt").read_bytes())
-    key = "synthetic_models" if corpus == "synthetic" else "models"
-    experiments = {"models": ["lm-gru", *MODELS], "synthetic_models": []} | {key: ["lm-gru", *models]}
-    (root / "params.yaml").write_text(yaml.safe_dump({"experiments": experiments}))
-    return root
+    return project_with_checkpoints(root, checkpoints, models, corpus, ["lm-gru", *MODELS])
 
 
 @pytest.fixture(scope="module")
