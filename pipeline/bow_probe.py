@@ -191,6 +191,7 @@ class Counts:
     words: int  # (sentence, word type) pairs present: what recall divides by
     found: int  # of those, predicted present
     predicted: int  # every (sentence, word type) predicted present
+    auc: Optional[float] = None  # threshold-free: see ``ranking_auc``
 
     @property
     def recall(self) -> Optional[float]:
@@ -203,20 +204,33 @@ class Counts:
     def as_dict(self, digits: int = 4) -> dict:
         rounded = lambda v: None if v is None else round(v, digits)  # noqa: E731
         return {"n": self.n, "recall": rounded(self.recall), "precision": rounded(self.precision),
-                "words": self.words, "found": self.found, "predicted": self.predicted}
+                "auc": rounded(self.auc), "words": self.words, "found": self.found, "predicted": self.predicted}
 
 
-def counts(predicted: torch.Tensor, truth: torch.Tensor) -> Counts:
+def ranking_auc(logits: torch.Tensor, truth: torch.Tensor) -> Optional[float]:
+    """ROC AUC over every (sentence, word) decision: the chance that a word the sentence has scores
+    above one it lacks. Unlike recall at a fixed threshold it does not depend on how many words are
+    present, which grows with length (on a small vocabulary a long sentence holds most words, and a
+    probe that guesses "present" everywhere is then right at any precision). None: one class only."""
+    from sklearn.metrics import roc_auc_score
+
+    present = truth.flatten().numpy() > 0.5
+    if present.all() or not present.any():
+        return None
+    return float(roc_auc_score(present, logits.detach().double().flatten().numpy()))
+
+
+def counts(predicted: torch.Tensor, truth: torch.Tensor, logits: Optional[torch.Tensor] = None) -> Counts:
     present = truth > 0.5
     return Counts(int(predicted.size(0)), int(present.sum()), int((predicted & present).sum()),
-                  int(predicted.sum()))
+                  int(predicted.sum()), None if logits is None else ranking_auc(logits, truth))
 
 
 def bucket_counts(predicted: torch.Tensor, truth: torch.Tensor, buckets: np.ndarray,
-                  labels: Sequence[str]) -> dict[str, Counts]:
-    """Counts per bucket label (every label, empty ones with n = 0)."""
+                  labels: Sequence[str], logits: Optional[torch.Tensor] = None) -> dict[str, Counts]:
+    """Counts per bucket label (every label, empty ones with n = 0); AUC where ``logits`` are given."""
     result = {}
     for number, label in enumerate(labels):
         rows = torch.from_numpy(np.flatnonzero(np.asarray(buckets) == number))
-        result[label] = counts(predicted[rows], truth[rows])
+        result[label] = counts(predicted[rows], truth[rows], None if logits is None else logits[rows])
     return result

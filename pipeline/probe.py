@@ -9,13 +9,16 @@ For every ``rnnenc-<cell>`` of the corpus' model list the feature is its fixed v
 a summary the attention model never had to make. A bag-of-words probe (``pipeline.bow_probe``: one
 logistic layer, the ``LABELS`` most frequent source word types) is fitted on a seeded sample of the
 train split, its threshold set on dev for a fixed pooled precision, and the recall of the source's
-words is read per source-length bucket of the test split (the evaluate stage's buckets).
+words is read per source-length bucket of the test split (the evaluate stage's buckets), with the
+probe's ROC AUC per bucket beside it: threshold-free, so it does not rise just because long sentences
+on a small vocabulary hold most of its words.
 
 Outputs under the reports folder: ``probe.json`` (metric), ``probe_by_length.csv`` (plot) and
 ``probe_by_length.png`` (beside them, not in ``figures/``: that folder is a DVC output of the
 evaluate stage, and DVC refuses an output inside another stage's output). Everything is written to
-a temporary folder first and moved into place at the end. MLflow: per model, the metric
-``probe_recall_by_length`` (step = the bucket's lower bound), the threshold and the figure.
+a temporary folder first and moved into place at the end. MLflow: per model, the metrics
+``probe_recall_by_length`` and ``probe_auc_by_length`` (step = the bucket's lower bound), the
+threshold and the figure.
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ from pipeline.length_buckets import BUCKET_LABELS
 
 JSON, CSV, FIGURE = "probe.json", "probe_by_length.csv", "probe_by_length.png"
 FILES = (JSON, CSV, FIGURE)
-CSV_COLUMNS = ("model", "bucket", "n", "recall", "precision", "words", "found", "predicted")
+CSV_COLUMNS = ("model", "bucket", "n", "recall", "precision", "auc", "words", "found", "predicted")
 FAMILIES = ("rnnenc", "rnnsearch")
 FEATURES = {"rnnenc": "c", "rnnsearch": "mean annotation"}
 # A fixed, seeded sample of the train split: encoding all ~27k Bible sentences with six models and
@@ -98,9 +101,10 @@ def probe_model(task, splits: dict, labels: dict, sample: np.ndarray, buckets: n
     probe = bow_probe.fit_probe(train, labels["train"])
     dev_truth, test_truth = labels["dev"].dense(), labels["test"].dense()
     threshold = bow_probe.threshold_at_precision(probe.logits(dev), dev_truth)
-    predicted = threshold.predict(probe.logits(test))
-    overall = bow_probe.counts(predicted, test_truth)
-    by_bucket = bow_probe.bucket_counts(predicted, test_truth, buckets, BUCKET_LABELS)
+    test_logits = probe.logits(test)
+    predicted = threshold.predict(test_logits)
+    overall = bow_probe.counts(predicted, test_truth, test_logits)
+    by_bucket = bow_probe.bucket_counts(predicted, test_truth, buckets, BUCKET_LABELS, test_logits)
     rounded = lambda v: None if v is None else round(v, 4)  # noqa: E731
     return {
         "feature": FEATURES[parse_model_name(task.hparams["model_name"])[0]],
@@ -206,7 +210,7 @@ def print_table(results: dict[str, dict], timings: dict[str, float]) -> None:
 
 
 def log_probe(config: MlflowConfig, corpus: str, results: dict[str, dict], figure: Path) -> None:
-    """Per model run: recall per bucket as ``probe_recall_by_length`` (step = the bucket's lower
+    """Per model run: recall and AUC per bucket as ``probe_{recall,auc}_by_length`` (step = the bucket's lower
     bound, like ``bleu_by_length``), the threshold and overall scores, the figure; then the run is closed."""
     from mlflow.entities import Metric
 
@@ -217,11 +221,11 @@ def log_probe(config: MlflowConfig, corpus: str, results: dict[str, dict], figur
     for model, entry in results.items():
         run_id = tracker.model_run(corpus, model, "probe")
         values = [Metric(f"probe_{key}", float(entry[key]), now, 0)
-                  for key in ("threshold", "dev_precision", "recall", "precision") if entry[key] is not None]
+                  for key in ("threshold", "dev_precision", "recall", "precision", "auc") if entry[key] is not None]
         for bucket, row in entry["buckets"].items():
-            if row["recall"] is not None:
-                lower = int(bucket.split("-")[0].rstrip("+"))
-                values.append(Metric("probe_recall_by_length", float(row["recall"]), now, lower))
+            lower = int(bucket.split("-")[0].rstrip("+"))
+            values += [Metric(f"probe_{key}_by_length", float(row[key]), now, lower)
+                       for key in ("recall", "auc") if row[key] is not None]
         tracker.client.log_batch(run_id, metrics=values)
         tracker.client.log_artifact(run_id, str(figure), artifact_path="figures")
         tracker.client.set_terminated(run_id)
@@ -239,10 +243,10 @@ def probe_section(corpus: str) -> str:
     first = next(iter(results.values()))
     target = first.get("target_precision", bow_probe.TARGET_PRECISION)
     header = (["model", "probed vector"] + [f"{label} (n={row['n']})" for label, row in first["buckets"].items()]
-              + ["all", f"{LONG} / {SHORT}"])
+              + ["all", f"{LONG} / {SHORT}", f"AUC {SHORT} → {LONG}"])
     body = [[f"`{name}`", f"{entry['feature']} ({entry['dim']})",
              *[_percent(row["recall"]) for row in entry["buckets"].values()],
-             _percent(entry["recall"]), _ratio(entry)] for name, entry in results.items()]
+             _percent(entry["recall"]), _ratio(entry), _auc_change(entry)] for name, entry in results.items()]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in body]
     try:
@@ -256,7 +260,10 @@ def probe_section(corpus: str) -> str:
         f"frequent source word types, fitted on {first.get('train_sentences', '?')} train sentences), "
         f"per source-length bucket of the test set. RNNenc's probed vector is c, all its decoder sees; "
         f"RNNsearch's is the mean of its annotations, a summary it never had to make and one that is itself "
-        f"diluted as sentences grow, so compare how much of its short-sentence recall each keeps.", "",
+        f"diluted as sentences grow, so compare how much of its short-sentence recall each keeps. The last "
+        f"column is the probe's ROC AUC (the chance that a word the sentence has scores above one it lacks): "
+        f"it needs no threshold and does not rise with the share of the vocabulary a long sentence holds, "
+        f"which on a small vocabulary saturates recall.", "",
         f"![probe recall by source length]({link})", "",
         "\n".join(lines), "", reading(results)])
 
@@ -264,6 +271,11 @@ def probe_section(corpus: str) -> str:
 def _recall(entry: dict, bucket: str) -> Optional[float]:
     row = entry["buckets"].get(bucket)
     return None if row is None else row["recall"]
+
+
+def _auc_change(entry: dict) -> str:
+    short, long = (entry["buckets"].get(bucket, {}).get("auc") for bucket in (SHORT, LONG))
+    return "–" if short is None or long is None else f"{short:.3f} → {long:.3f}"
 
 
 def _ratio(entry: dict) -> str:

@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Optional
 
-from pipeline.config import Params, load_params
+from pipeline.config import Params, load_params, overlay
 from pipeline.corpora import CORPORA
 from pipeline.errors import ConfigError, UserError, stage_entry_point
 
@@ -112,7 +112,7 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     from pipeline.precision import device_type
     from pipeline.precision import resolve as resolve_precision
     from pipeline.tracking import Tracker
-    from pipeline.tuned import tuned_params
+    from pipeline.tuned import describe, tuned_params
 
     family, _ = parse_model_name(model)
     CORPORA[corpus].require_prepared()
@@ -120,6 +120,10 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     tuned: dict[str, Any] = {}
     if corpus == "bible":  # sweeps run on the Bible corpus
         params, tuned = tuned_params(params, model)
+    else:  # the controlled experiment is sized for its own task
+        params = overlay(params, params.experiments.synthetic_overrides)
+        if params.experiments.synthetic_overrides:
+            print(f"synthetic overrides: {describe(params.experiments.synthetic_overrides)}", flush=True)
     precision = resolve_precision(params.train.precision, device_type(params.train.accelerator))
     print(f"precision: {precision.value} ({precision.reason})", flush=True)
     # The resolved value is what the checkpoint's fingerprint holds: auto on another machine may differ.
@@ -182,6 +186,8 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     }
     if tuned:
         summary["tuned"] = tuned
+    if corpus != "bible" and params.experiments.synthetic_overrides:
+        summary["overrides"] = params.experiments.synthetic_overrides
     if history.rows:
         summary["best_dev_ppl"] = min(r.get("dev_ppl", float("inf")) for r in history.rows)
         bleus = [r["dev_bleu"] for r in history.rows if "dev_bleu" in r]

@@ -72,9 +72,8 @@ def run_trial(config: dict[str, Any], *, sweep: dict[str, Any]) -> None:
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from pipeline.config import MlflowConfig, Params
+    from pipeline.config import MlflowConfig, Params, overlay
     from pipeline.tracking import Tracker
-    from pipeline.tuned import overlay
 
     trial_id = tune.get_context().get_trial_id()
     marker = os.environ.get(FAIL_ONCE_MARKER)

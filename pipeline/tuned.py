@@ -10,19 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Params
+from pipeline.config import Params, overlay
 from pipeline.errors import UserError
 
 TUNE_REPORTS = Path("reports/tune")
-
-
-def overlay(params: Params, config: dict[str, Any]) -> Params:
-    """params with ``{"train.lr": 0.003, "model.hidden_size": 128, …}`` laid over it (validated)."""
-    raw = params.model_dump(mode="json")
-    for key, value in config.items():
-        section, _, field = key.partition(".")
-        raw[section][field] = value
-    return Params.model_validate(raw)
 
 
 def describe(config: dict[str, Any]) -> str:

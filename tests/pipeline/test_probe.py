@@ -13,7 +13,7 @@ import yaml
 from models.special_tokens import SPECIAL_TOKENS
 from pipeline import bow_probe
 from pipeline.bow_probe import (Labels, bucket_counts, counts, document_frequency, fit_probe, label_set,
-                                sentence_labels, threshold_at_precision)
+                                ranking_auc, sentence_labels, threshold_at_precision)
 from pipeline.length_buckets import BUCKET_LABELS
 from tests.pipeline.helpers import assert_one_line_error, run_stage
 from tests.pipeline.checkpoint_projects import fitted_checkpoints, project_with_checkpoints
@@ -68,8 +68,19 @@ def test_counts_per_bucket():
     assert (first.n, first.words, first.found, first.predicted) == (2, 3, 2, 3)
     assert first.recall == pytest.approx(2 / 3) and first.precision == pytest.approx(2 / 3)
     assert result["20-29"].recall == 0.0 and result["20-29"].precision is None  # nothing predicted there
-    assert result["10-19"].as_dict() == {"n": 0, "recall": None, "precision": None, "words": 0, "found": 0,
-                                         "predicted": 0}
+    assert result["10-19"].as_dict() == {"n": 0, "recall": None, "precision": None, "auc": None, "words": 0,
+                                         "found": 0, "predicted": 0}
+
+
+def test_auc_ranks_present_words_above_absent_ones_without_a_threshold():
+    truth = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    # Present words score 0.9, 0.7, 0.4, 0.6; absent ones 0.5, 0.2: 7 of the 8 pairs ranked right.
+    logits = torch.tensor([[0.9, 0.5, 0.4], [0.2, 0.7, 0.6]])
+    assert ranking_auc(logits, truth) == pytest.approx(7 / 8)
+    assert ranking_auc(logits, torch.ones(2, 3)) is None  # nothing absent: no ranking to judge
+    result = bucket_counts(logits > 0.55, truth, np.array([0, 1]), BUCKET_LABELS, logits)
+    assert result["0-9"].auc == pytest.approx(0.5) and result["10-19"].auc == pytest.approx(1.0)  # per bucket
+    assert result["20-29"].auc is None and result["0-9"].as_dict()["auc"] == 0.5
 
 
 def test_label_set_takes_the_most_frequent_words_and_never_a_special_token():
@@ -134,7 +145,7 @@ def test_fitting_is_deterministic():
 
 MODELS = ["rnnenc-gru", "rnnsearch-gru"]
 TEST_SIZE = 32  # tiny_corpus's test split
-COLUMNS = ["model", "bucket", "n", "recall", "precision", "words", "found", "predicted"]
+COLUMNS = ["model", "bucket", "n", "recall", "precision", "auc", "words", "found", "predicted"]
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +192,7 @@ def test_probe_json(probed):
         first = entry["buckets"]["0-9"]  # every tiny sentence has 1-7 words
         assert first["n"] == TEST_SIZE and first["recall"] == entry["recall"]
         assert first["found"] <= first["words"] and first["found"] <= first["predicted"]
+        assert 0.0 <= first["auc"] <= 1.0 and first["auc"] == entry["auc"]
         assert all(row["n"] == 0 and row["recall"] is None for label, row in entry["buckets"].items() if label != "0-9")
     assert results["rnnsearch-gru"]["recall"] > 0.5  # its annotations hold the words of 7-word sentences
 
@@ -194,9 +206,9 @@ def test_probe_csv(probed):
     for row in rows:
         if row["bucket"] == "0-9":
             assert int(row["n"]) == TEST_SIZE and 0.0 <= float(row["recall"]) <= 1.0
-            assert 0.0 <= float(row["precision"]) <= 1.0
+            assert 0.0 <= float(row["precision"]) <= 1.0 and 0.0 <= float(row["auc"]) <= 1.0
         else:
-            assert row["n"] == "0" and row["recall"] == row["precision"] == ""
+            assert row["n"] == "0" and row["recall"] == row["precision"] == row["auc"] == ""
 
 
 def test_two_runs_give_identical_outputs(probed):
@@ -222,8 +234,10 @@ def test_mlflow_gets_recall_by_length_threshold_and_figure(probed):
         assert run.info.status == "FINISHED" and run.data.tags["dvc.stage.probe"] == "ran"
         assert run.data.metrics["probe_threshold"] == pytest.approx(results[name]["threshold"])
         assert run.data.metrics["probe_recall"] == pytest.approx(results[name]["recall"])
-        curve = client.get_metric_history(run.info.run_id, "probe_recall_by_length")
-        assert {point.step for point in curve} == {0}  # only 0-9 holds tiny sentences
+        assert run.data.metrics["probe_auc"] == pytest.approx(results[name]["auc"])
+        for metric in ("probe_recall_by_length", "probe_auc_by_length"):
+            curve = client.get_metric_history(run.info.run_id, metric)
+            assert {point.step for point in curve} == {0}  # only 0-9 holds tiny sentences
         assert [a.path for a in client.list_artifacts(run.info.run_id, "figures")] == ["figures/probe_by_length.png"]
 
 
@@ -235,6 +249,7 @@ def test_probe_section_reads_the_outputs(probed, monkeypatch):
     section = probe_section("bible")
     assert "![probe recall by source length](probe_by_length.png)" in section
     assert "| model | probed vector | 0-9 (n=32) | 10-19 (n=0) |" in section
+    assert "| all | 40-49 / 10-19 | AUC 10-19 → 40-49 |\n" in section
     assert "| `rnnenc-gru` | c (32) |" in section and "| `rnnsearch-gru` | mean annotation (64) |" in section
     assert section.splitlines()[-1] == ("Reading: `rnnenc-gru` and `rnnsearch-gru` have no recall at 10-19 or "
                                         "40-49 words (no test sentences there), so the fall cannot be read.")

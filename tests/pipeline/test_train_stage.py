@@ -96,6 +96,29 @@ def test_budget_is_epochs_by_corpus_and_family_and_deterministic(project, tmp_pa
     assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
 
 
+def test_synthetic_overrides_size_the_controlled_experiment_only(project):
+    """experiments.synthetic_overrides apply on the synthetic corpus, never to the Bible models."""
+    import torch
+
+    tiny_project(project, max_epochs=1)
+    write_tiny_corpus(project / "data/synthetic")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["experiments"]["synthetic_overrides"] = {"model.hidden_size": 24, "train.lr": 0.005}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    result = run_stage(project, "train", "rnnenc-gru", "--corpus", "synthetic")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "synthetic overrides: model.hidden_size=24, train.lr=0.005" in result.stdout
+    assert run_stage(project, "train", "rnnenc-gru").returncode == 0
+    summaries = {corpus: json.loads((project / f"reports/train/{corpus}/rnnenc-gru.json").read_text())
+                 for corpus in ("bible", "synthetic")}
+    assert summaries["synthetic"]["overrides"] == {"model.hidden_size": 24, "train.lr": 0.005}
+    assert "overrides" not in summaries["bible"]
+    hidden = {corpus: torch.load(project / f"checkpoints/{corpus}/rnnenc-gru/best.ckpt",
+                                 weights_only=True)["hyper_parameters"]["model"]["hidden_size"]
+              for corpus in ("bible", "synthetic")}
+    assert hidden == {"bible": TINY_MODEL.hidden_size, "synthetic": 24}
+
+
 def test_safety_time_limit_fails_loudly_and_keeps_the_checkpoint(project):
     tiny_project(project, max_epochs=50, time_limit_minutes=0.002)
     result = run_stage(project, "train", "lm-gru")
@@ -122,6 +145,10 @@ def test_changed_learning_rate_starts_over(project):
     ("train", {"devices": 0}, "train.devices: Input should be greater than or equal to 1"),
     ("evaluate", {"beam_size": 0}, "evaluate.beam_size: Input should be greater than or equal to 1"),
     ("train", {"precision": "8"}, "train.precision"),
+    ("experiments", {"synthetic_overrides": {"train.devices": 2}},
+     "experiments.synthetic_overrides: train.devices: not a tunable key (allowed: model.attention_size"),
+    ("experiments", {"synthetic_overrides": {"model.dropout": 1.5}},
+     "experiments.synthetic_overrides: model.dropout: 1.5 is not a valid model.dropout"),
 ])
 def test_bad_params_fail_before_any_work(project, section, values, needle):
     tiny_project(project)
