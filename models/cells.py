@@ -22,6 +22,15 @@ _TORCH_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
+def full_precision(like: torch.Tensor):
+    """Autocast off on ``like``'s device: every recurrence runs in fp32 under mixed precision, for
+    every cell alike (CPU autocast would otherwise run LSTM and Elman layers in bf16 and GRU in fp32,
+    and a state carried through 50 steps in bf16 keeps ~3 significant digits). Their matmuls are
+    (B, H)-small, where bf16 gains little on a CPU and per-step casts cost more than they save
+    (benchmarks/throughput.py measures both)."""
+    return torch.autocast(like.device.type, enabled=False)
+
+
 class Recurrent(nn.Module):
     """A stack of recurrent layers chosen by name, batch first.
 
@@ -51,15 +60,18 @@ class Recurrent(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None,
                 state: State | None = None) -> tuple[torch.Tensor, State]:
-        """x (B, T, I) -> outputs (B, T, D*H), final state. ``state=None`` starts from zeros."""
-        if self.cell == "jordan":
-            return self.rnn(x, lengths, state)
-        if lengths is None:
-            return self.rnn(x, state)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, state = self.rnn(packed, state)  # h_n per sentence, in the batch's own order
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))  # (B, T, D*H)
-        return out, state
+        """x (B, T, I) -> outputs (B, T, D*H), final state, in fp32 under any autocast.
+        ``state=None`` starts from zeros."""
+        with full_precision(x):
+            x = x.float()
+            if self.cell == "jordan":
+                return self.rnn(x, lengths, state)
+            if lengths is None:
+                return self.rnn(x, state)
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, state = self.rnn(packed, state)  # h_n per sentence, in the batch's own order
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))  # (B, T, D*H)
+            return out, state
 
     def step(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         """One time step of a unidirectional stack: x (B, I) -> top output (B, H), new state."""

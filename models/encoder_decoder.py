@@ -22,13 +22,6 @@ from models.cells import Recurrent, State
 Memory = dict[str, torch.Tensor]
 
 
-def full_precision(like: torch.Tensor):
-    """Autocast off on ``like``'s device: the step-by-step recurrences run in fp32 under mixed
-    precision. Their matmuls are (B, H)-small, where bf16 gains nothing on a CPU and the casts at
-    every step cost more than they save (benchmarks/throughput.py measures both)."""
-    return torch.autocast(like.device.type, enabled=False)
-
-
 class EncoderDecoder(nn.Module, ABC):
     @abstractmethod
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> Memory:

@@ -17,8 +17,8 @@ initialises every decoder layer; an LSTM's memory cell starts at zero.
 import torch
 from torch import nn
 
-from models.cells import Recurrent, State
-from models.encoder_decoder import EncoderDecoder, Memory, full_precision
+from models.cells import Recurrent, State, full_precision
+from models.encoder_decoder import EncoderDecoder, Memory
 from models.maxout import MaxoutOutput
 from models.special_tokens import PAD
 

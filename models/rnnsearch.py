@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.attention import AdditiveAttention
-from models.cells import Recurrent, State, cell_update
-from models.encoder_decoder import EncoderDecoder, Memory, full_precision
+from models.cells import Recurrent, State, cell_update, full_precision
+from models.encoder_decoder import EncoderDecoder, Memory
 from models.maxout import MaxoutOutput
 from models.sequences import length_mask
 from models.special_tokens import PAD

@@ -82,3 +82,18 @@ def test_jordan_backward_direction_reads_right_to_left():
     backward, last = net.layers[1](x.flip(1), mask, torch.zeros(1, 2))
     assert torch.allclose(out[..., 2:], backward.flip(1), atol=1e-6)
     assert torch.allclose(y_n[1], last, atol=1e-6)  # final backward state is the one at word 1
+
+
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_cell_recurs_in_fp32_under_autocast(cell, packed):
+    """CPU autocast runs nn.LSTM (unpacked), nn.RNN and Jordan's linear layers in bf16 but nn.GRU in
+    fp32: the cells would be compared at different precisions, with bf16 states carried across steps."""
+    torch.manual_seed(0)
+    rnn = Recurrent(cell, 5, 6).eval()
+    x, lengths = torch.randn(2, 4, 5), (torch.tensor([4, 3]) if packed else None)
+    reference, _ = rnn(x, lengths)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, state = rnn(x.bfloat16(), lengths)
+    assert out.dtype == torch.float32 and all(s.dtype == torch.float32 for s in _as_tuple(state))
+    assert torch.allclose(out, rnn(x.bfloat16().float(), lengths)[0]) and out.shape == reference.shape
