@@ -296,6 +296,9 @@ def reading(results: dict[str, dict]) -> str:
             missing.append(f"`{name}`")
             continue
         kept = f"keeps {long / short:.2f} of its recall" if short else "nothing to keep"
+        aucs = [results[name]["buckets"][bucket].get("auc") for bucket in (SHORT, LONG)]
+        if None not in aucs:
+            kept += f"; ROC AUC {aucs[0]:.3f} → {aucs[1]:.3f}"
         parts.append(f"`{name}`'s {results[name]['feature']} goes from {_percent(short)}% to {_percent(long)}% "
                      f"of the words ({kept})")
     if missing:

@@ -263,10 +263,12 @@ def test_reading_compares_the_fall_of_the_fixed_vector_with_the_baseline():
 
     results = {"rnnenc-lstm": entry("c", 0.9, 0.1), "rnnenc-gru": entry("c", 0.6, 0.3),
                "rnnsearch-gru": entry("mean annotation", 0.9, 0.72)}
+    results["rnnenc-gru"]["buckets"]["10-19"]["auc"] = 0.99
+    results["rnnenc-gru"]["buckets"]["40-49"]["auc"] = 0.8
     assert reading(results) == (
         "Reading: from 10-19- to 40-49-word sentences, `rnnenc-gru`'s c goes from 60.0% to 30.0% of the words "
-        "(keeps 0.50 of its recall) and `rnnsearch-gru`'s mean annotation goes from 90.0% to 72.0% of the words "
-        "(keeps 0.80 of its recall).")
+        "(keeps 0.50 of its recall; ROC AUC 0.990 → 0.800) and `rnnsearch-gru`'s mean annotation goes from 90.0% "
+        "to 72.0% of the words (keeps 0.80 of its recall).")
 
 
 @pytest.mark.usefixtures("one_thread")
