@@ -223,10 +223,12 @@ def sweep(model: str, params: Params) -> dict[str, Any]:
                 trainable, param_space=search_space(config.search_space[family]),  # type: ignore[index]
                 tune_config=tune.TuneConfig(
                     metric=config.metric, mode=MODES[config.metric], num_samples=config.num_samples,
-                    max_concurrent_trials=config.max_concurrent_trials,
                     scheduler=ASHAScheduler(max_t=config.epochs, grace_period=config.grace_period,
                                             reduction_factor=config.reduction_factor),
-                    search_alg=BasicVariantGenerator(random_state=config.seed)),
+                    # The limit goes to the generator: Tune ignores TuneConfig.max_concurrent_trials
+                    # next to a SearchGenerator (and then starts every trial at once).
+                    search_alg=BasicVariantGenerator(random_state=config.seed,
+                                                     max_concurrent=config.max_concurrent_trials)),
                 run_config=tune.RunConfig(name=name, storage_path=storage,
                                           failure_config=tune.FailureConfig(max_failures=config.max_failures)),
             )

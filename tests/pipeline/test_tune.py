@@ -3,6 +3,7 @@ Ray Train's Lightning integration, retries, the MLflow run tree, the tuned confi
 and bad tune params stopped before any trial."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -70,6 +71,10 @@ def test_sweep_writes_the_best_config_and_every_trial(sweep):
     assert summary["trial_minutes"] > 0 and summary["wall_minutes"] > 0
     assert "Trial status" in result.stdout  # Tune's status table
     assert "best: trial" in result.stdout
+    # tune.max_concurrent_trials (2) holds: Tune's status table never shows more trials running.
+    running = [int(n) for n in re.findall(r"Trial status: .*?(\d+) RUNNING", result.stdout)]
+    assert running and max(running) <= 2, running
+    assert "will be ignored" not in result.stdout + result.stderr
 
 
 def test_a_trial_that_crashes_is_retried(sweep):
