@@ -28,7 +28,7 @@ from models.special_tokens import SPECIAL_TOKENS
 # frequent words everywhere cannot reach it on real text, low enough that a useful probe finds a
 # fair share of the words at it.
 TARGET_PRECISION = 0.9
-LABELS = 2000  # most frequent source word types probed (the synthetic corpus has 1000; Bible 10k)
+LABELS = 2000  # most frequent source word types probed (the synthetic corpus has 50; the Bible vocabulary 10k)
 EPOCHS = 8
 BATCH_SENTENCES = 256
 LEARNING_RATE = 0.01
