@@ -181,7 +181,9 @@ def failed_conditions(enc_name: str, search_name: str, r_enc: Interval, r_search
         failures.append(f"{enc_name}'s brevity penalty is below {BP_AT_LEAST} at {' and '.join(low_bp)}: "
                         f"{'part of ' if precision_falls else ''}the fall is brevity")
     if not diff.low > DIFF_ABOVE:
-        failures.append(f"the {CONFIDENCE}% interval of the difference r_search − r_enc includes {DIFF_ABOVE:g} "
+        where = ("lies below {0:g}: attention keeps less of its precision than the fixed vector"
+                 if diff.high < DIFF_ABOVE else "includes {0:g}").format(DIFF_ABOVE)
+        failures.append(f"the {CONFIDENCE}% interval of the difference r_search − r_enc {where} "
                         f"(diff = {number(diff.value)}, {CONFIDENCE}% CI {number(diff.low)}–{number(diff.high)})")
     return failures
 
