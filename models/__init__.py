@@ -1,1 +1,1 @@
-"""Architectures as plain ``nn.Module``s (DESIGN §3)."""
+"""Architectures as plain ``nn.Module``s (docs/architecture.md, Models)."""

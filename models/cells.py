@@ -1,4 +1,4 @@
-"""One interface over the four recurrent cells of DESIGN §3: ``rnn``, ``lstm``, ``gru``, ``jordan``.
+"""One interface over the four recurrent cells of docs/architecture.md (Cells): ``rnn``, ``lstm``, ``gru``, ``jordan``.
 
 - ``rnn``: Elman network (Elman 1990), h_t = tanh(W_xh x_t + W_hh h_{t-1} + b), via ``nn.RNN``;
 - ``lstm``: ``nn.LSTM``, whose state is the pair (h, c);

@@ -1,5 +1,5 @@
-"""Recurrent language model, "RNN as a generator" (DESIGN §3; Elman 1990, Jordan 1986; the decoder
-of Cho et al. 2014, arXiv 1406.1078 Sec. 2.1, without a source sentence):
+"""Recurrent language model, "RNN as a generator" (docs/architecture.md, Language models; Elman 1990,
+Jordan 1986; the decoder of Cho et al. 2014, arXiv 1406.1078 Sec. 2.1, without a source sentence):
 
     h_t = f(h_{t-1}, [E y_{t-1}; c])          f = rnn | lstm | gru | jordan, weights shared over t
     p(y_t | y_<t) = softmax(W_hy h_t + b_y)

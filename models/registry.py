@@ -1,4 +1,4 @@
-"""Model names of DESIGN §3 (``<family>-<cell>``) -> modules, and the lists config validation needs.
+"""Model names of docs/architecture.md (Models) (``<family>-<cell>``) -> modules, and the lists config validation needs.
 
     lm-<cell>         RNNLanguageModel   (target side only: src_vocab is not used)
     rnnenc-<cell>     RNNEncoderDecoder  (Cho et al. 2014)

@@ -1,6 +1,6 @@
 """BLEU overall, per source-length bucket and on the no-UNK subset: pure functions over strings.
 
-The protocol of DESIGN §5, after Bahdanau et al. 2014 (arXiv 1409.0473): Fig. 2 plots BLEU against
+The protocol of docs/evaluation.md, after Bahdanau et al. 2014 (arXiv 1409.0473): Fig. 2 plots BLEU against
 source sentence length, Table 1 reports BLEU on all test sentences and on those with no unknown
 word ("No UNK"); Cho et al. 2014 (arXiv 1409.1259) Fig. 4 shows the same fall with length.
 

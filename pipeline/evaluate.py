@@ -1,4 +1,4 @@
-"""`evaluate` stage: decode the test split with every trained model and score it (DESIGN §5).
+"""`evaluate` stage: decode the test split with every trained model and score it (docs/evaluation.md).
 
     python -m pipeline.evaluate                     # data/prepared + checkpoints/bible → reports/
     python -m pipeline.evaluate --corpus synthetic  # data/synthetic + checkpoints/synthetic → reports/synthetic/

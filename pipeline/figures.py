@@ -1,4 +1,4 @@
-"""The evaluate stage's figures (matplotlib, Agg backend: no display needed; DESIGN §7 on dvc plots).
+"""The evaluate stage's figures (matplotlib, Agg backend: no display needed; docs/decisions.md on offline plots).
 
 - ``bleu_by_length``: BLEU against source sentence length (one decoder: evaluate draws beam search's),
   one line per model with its bootstrap 95% interval as error bars, as Bahdanau et al. 2014 Fig. 2

@@ -1,7 +1,7 @@
-"""`report` stage: ``reports/README.md``, the reproduced result next to the papers' (DESIGN §1).
+"""`report` stage: ``reports/README.md``, the reproduced result next to the papers' (docs/evaluation.md, Report).
 
 Reads only what earlier stages wrote (metrics, BLEU-by-length CSVs, figures, samples, training
-summaries, corpus stats), so it renders offline. The headline rests on what DESIGN §5 asks for:
+summaries, corpus stats), so it renders offline. The headline rests on what docs/evaluation.md asks for:
 per bucket, n-gram precision (what a fixed vector loses) apart from the brevity penalty (length
 generalisation), at the same training length limit for both models. The verdicts are the evaluate
 stage's test of the claim (metrics.json's ``"claim"``, computed by ``pipeline.claim``), not

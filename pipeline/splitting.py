@@ -1,7 +1,7 @@
 """Train/dev/test assignment by whole groups (chapters, blocks of lines), seeded and deterministic.
 
 The Bible repeats near-identical passages (Kings/Chronicles, the synoptic gospels), so splitting
-by single verses would leak test sentences into train (DESIGN §4). Whole groups are shuffled and
+by single verses would leak test sentences into train (docs/corpora.md, Splits). Whole groups are shuffled and
 taken into test until it holds ``test_size`` pairs, then into dev, the rest train: test keeps the
 corpus's natural length distribution.
 """

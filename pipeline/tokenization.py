@@ -1,7 +1,7 @@
 """Moses-style tokenization (sacremoses), run over worker processes in corpus order.
 
 Token strings are space-joined, the form both the word shortlist and the BPE trainer read.
-``Detokenizer`` undoes it for sacrebleu, which scores detokenized text (DESIGN §5).
+``Detokenizer`` undoes it for sacrebleu, which scores detokenized text (docs/evaluation.md, Detokenization).
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ stage that touches a model's run calls ``model_run`` and gets the same run back.
 The default store is embedded: ``sqlite:///<project>/mlflow.db`` (no server); ``mlflow.tracking_uri``
 in params or ``$MLFLOW_TRACKING_URI`` point elsewhere, e.g. a server started by ``make ui``.
 The experiment is created here, on the driver, before any run (never ``mlflow.set_experiment``: it
-exports MLFLOW_EXPERIMENT_ID to child processes, DESIGN §7).
+exports MLFLOW_EXPERIMENT_ID to child processes, docs/decisions.md, MLflow store).
 """
 from __future__ import annotations
 

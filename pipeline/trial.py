@@ -1,6 +1,6 @@
 """One Ray Tune trial: a Ray Train run (``TorchTrainer``) of the training stage's Lightning code.
 
-Ray 2.60 runs Train V2, where a Tuner cannot take a TorchTrainer directly (DESIGN §7): Tune runs
+Ray 2.60 runs Train V2, where a Tuner cannot take a TorchTrainer directly (docs/decisions.md, Ray Train V2): Tune runs
 ``run_trial`` (a function trainable holding no resources of its own), which builds and fits a
 ``TorchTrainer`` of ``resources_per_trial.workers`` processes. Each process runs ``train_worker``:
 the same LightningModule and DataModule as ``pipeline.train`` (``build_task_and_data``), wired to

@@ -1,4 +1,4 @@
-"""Test-only settings, so `make test` behaves the same on every machine (DESIGN §7).
+"""Test-only settings, so `make test` behaves the same on every machine (docs/decisions.md, Test environment).
 
 Set at import time, before any test starts a subprocess, so DVC, Ray and MLflow children inherit them.
 """

