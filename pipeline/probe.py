@@ -306,7 +306,19 @@ def reading(results: dict[str, dict]) -> str:
                 f"{SHORT} or {LONG} words (no test sentences there), so the fall cannot be read.")
     if not parts:
         return ""
-    return f"Reading: from {SHORT}- to {LONG}-word sentences, " + " and ".join(parts) + "."
+    sentence = f"Reading: from {SHORT}- to {LONG}-word sentences, " + " and ".join(parts) + "."
+    if all(_saturated(results[name]) for name in pair if name):
+        sentence += (" Both probes find every word at both lengths: the vectors keep the bag of words, so what is "
+                     "lost with length is the words' order, which a bag-of-words probe cannot see (compare p1 "
+                     "with p4 in bleu_by_length.csv).")
+    return sentence
+
+
+def _saturated(entry: dict) -> bool:
+    """Recall ≥ 99% and ROC AUC ≥ 0.999 at both lengths: the probe cannot tell the lengths apart."""
+    rows = [entry["buckets"].get(bucket) or {} for bucket in (SHORT, LONG)]
+    return all((row.get("recall") or 0.0) >= 0.99 and (row.get("auc") is None or row["auc"] >= 0.999)
+               for row in rows)
 
 
 @stage_entry_point

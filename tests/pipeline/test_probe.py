@@ -269,6 +269,10 @@ def test_reading_compares_the_fall_of_the_fixed_vector_with_the_baseline():
         "Reading: from 10-19- to 40-49-word sentences, `rnnenc-gru`'s c goes from 60.0% to 30.0% of the words "
         "(keeps 0.50 of its recall; ROC AUC 0.990 → 0.800) and `rnnsearch-gru`'s mean annotation goes from 90.0% "
         "to 72.0% of the words (keeps 0.80 of its recall).")
+    saturated = {name: entry(feature, 1.0, 0.995) for name, feature in (("rnnenc-gru", "c"),
+                                                                          ("rnnsearch-gru", "mean annotation"))}
+    assert reading(saturated).endswith("what is lost with length is the words' order, which a bag-of-words probe "
+                                       "cannot see (compare p1 with p4 in bleu_by_length.csv).")
 
 
 @pytest.mark.usefixtures("one_thread")
