@@ -268,18 +268,18 @@ def probe_section(corpus: str) -> str:
         "\n".join(lines), "", reading(results)])
 
 
-def _recall(entry: dict, bucket: str) -> Optional[float]:
-    row = entry["buckets"].get(bucket)
-    return None if row is None else row["recall"]
+def _at(entry: dict, bucket: str, key: str = "recall") -> Optional[float]:
+    """``key`` of ``bucket``'s row; None where the bucket or the value is missing."""
+    return (entry["buckets"].get(bucket) or {}).get(key)
 
 
 def _auc_change(entry: dict) -> str:
-    short, long = (entry["buckets"].get(bucket, {}).get("auc") for bucket in (SHORT, LONG))
+    short, long = _at(entry, SHORT, "auc"), _at(entry, LONG, "auc")
     return "–" if short is None or long is None else f"{short:.3f} → {long:.3f}"
 
 
 def _ratio(entry: dict) -> str:
-    short, long = _recall(entry, SHORT), _recall(entry, LONG)
+    short, long = _at(entry, SHORT), _at(entry, LONG)
     return "–" if not short or long is None else f"{long / short:.2f}"
 
 
@@ -291,14 +291,13 @@ def reading(results: dict[str, dict]) -> str:
     for name in pair:
         if name is None:
             continue
-        short, long = _recall(results[name], SHORT), _recall(results[name], LONG)
+        short, long = _at(results[name], SHORT), _at(results[name], LONG)
         if short is None or long is None:
             missing.append(f"`{name}`")
             continue
         kept = f"keeps {long / short:.2f} of its recall" if short else "nothing to keep"
-        aucs = [results[name]["buckets"][bucket].get("auc") for bucket in (SHORT, LONG)]
-        if None not in aucs:
-            kept += f"; ROC AUC {aucs[0]:.3f} → {aucs[1]:.3f}"
+        if (auc := _auc_change(results[name])) != "–":
+            kept += f"; ROC AUC {auc}"
         parts.append(f"`{name}`'s {results[name]['feature']} goes from {_percent(short)}% to {_percent(long)}% "
                      f"of the words ({kept})")
     if missing:
@@ -316,9 +315,11 @@ def reading(results: dict[str, dict]) -> str:
 
 def _saturated(entry: dict) -> bool:
     """Recall ≥ 99% and ROC AUC ≥ 0.999 at both lengths: the probe cannot tell the lengths apart."""
-    rows = [entry["buckets"].get(bucket) or {} for bucket in (SHORT, LONG)]
-    return all((row.get("recall") or 0.0) >= 0.99 and (row.get("auc") is None or row["auc"] >= 0.999)
-               for row in rows)
+    def found_all(bucket: str) -> bool:
+        recall, auc = _at(entry, bucket), _at(entry, bucket, "auc")
+        return recall is not None and recall >= 0.99 and (auc is None or auc >= 0.999)
+
+    return found_all(SHORT) and found_all(LONG)
 
 
 @stage_entry_point

@@ -118,12 +118,12 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     CORPORA[corpus].require_prepared()
     data_dir = CORPORA[corpus].data
     tuned: dict[str, Any] = {}
+    overrides: dict[str, Any] = {}
     if corpus == "bible":  # sweeps run on the Bible corpus
         params, tuned = tuned_params(params, model)
-    else:  # the controlled experiment is sized for its own task
-        params = overlay(params, params.experiments.synthetic_overrides)
-        if params.experiments.synthetic_overrides:
-            print(f"synthetic overrides: {describe(params.experiments.synthetic_overrides)}", flush=True)
+    elif overrides := params.experiments.synthetic_overrides:  # the controlled experiment's own sizes
+        params = overlay(params, overrides)
+        print(f"synthetic overrides: {describe(overrides)}", flush=True)
     precision = resolve_precision(params.train.precision, device_type(params.train.accelerator))
     print(f"precision: {precision.value} ({precision.reason})", flush=True)
     # The resolved value is what the checkpoint's fingerprint holds: auto on another machine may differ.
@@ -186,8 +186,8 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     }
     if tuned:
         summary["tuned"] = tuned
-    if corpus != "bible" and params.experiments.synthetic_overrides:
-        summary["overrides"] = params.experiments.synthetic_overrides
+    if overrides:
+        summary["overrides"] = overrides
     if history.rows:
         summary["best_dev_ppl"] = min(r.get("dev_ppl", float("inf")) for r in history.rows)
         bleus = [r["dev_bleu"] for r in history.rows if "dev_bleu" in r]

@@ -212,8 +212,9 @@ def sweep(model: str, params: Params) -> dict[str, Any]:
                   "sweep_run": sweep_run, "tracking_uri": tracker.uri, "name": name, "train_storage": f"{storage}/{name}-train"}
         from pipeline.trial import run_trial
 
-        # The function only drives a TorchTrainer whose workers hold the CPUs/GPUs (docs/decisions.md, Ray Train V2). Ray
-        # refuses an all-zero request, so it asks for one byte of (logical) memory instead of a CPU.
+        # The function only drives a TorchTrainer whose workers hold the CPUs/GPUs (docs/decisions.md,
+        # Ray Train V2). Ray refuses an all-zero request, so it asks for one byte of (logical) memory
+        # instead of a CPU.
         trainable = tune.with_resources(partial(run_trial, sweep=shared), {"cpu": 0, "memory": 1})
         if resume:
             print(f"resuming the interrupted sweep in {experiment}")
