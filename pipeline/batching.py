@@ -5,6 +5,10 @@ length), each batch holding at most ``batch_tokens`` padded tokens. Every rank b
 batch list from the same seed and epoch, then takes every ``world_size``-th batch: the shares are
 disjoint, and the list is first padded with repeats so that every rank runs the same number of
 steps (DDP's collective calls would otherwise hang on the rank that runs out first).
+
+The order is a function of (seed, epoch) alone, so a run resumed from a mid-epoch checkpoint can
+start at the next batch of the same order (``resume``) and see exactly the batches an
+uninterrupted run would.
 """
 from __future__ import annotations
 
@@ -37,13 +41,14 @@ def token_budget_batches(lengths: np.ndarray, batch_tokens: int, order: np.ndarr
 
 class TokenBudgetBatchSampler(Sampler[list[int]]):
     def __init__(self, lengths: np.ndarray, batch_tokens: int, shuffle: bool, seed: int,
-                 rank: int = 0, world_size: int = 1, batch_sentences: int | None = None) -> None:
+                 rank: int = 0, world_size: int = 1, batch_sentences: int | None = None, epoch: int = 0) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world size {world_size}")
         self.lengths = np.asarray(lengths)
         self.batch_tokens, self.batch_sentences, self.shuffle, self.seed = batch_tokens, batch_sentences, shuffle, seed
         self.rank, self.world_size = rank, world_size
-        self.epoch = 0
+        self.epoch = epoch
+        self._skip = 0  # batches of this epoch already trained on (set by resume, used once)
         # Lightning calls set_epoch on ``dataloader.batch_sampler.sampler``, not on the batch sampler.
         self.sampler = self
         # The count depends only on the sorted lengths, not on how ties are broken: fixed per epoch.
@@ -52,6 +57,10 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning before every epoch: a new shuffle, the same on every rank."""
         self.epoch = epoch
+
+    def resume(self, epoch: int, batches_done: int) -> None:
+        """The next iteration continues ``epoch`` after its first ``batches_done`` batches (per rank)."""
+        self.epoch, self._skip = epoch, batches_done
 
     def _all_batches(self, epoch: int) -> list[np.ndarray]:
         rng = np.random.default_rng((self.seed, epoch))
@@ -66,7 +75,8 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         batches = self._all_batches(self.epoch)
         total = self._batches_per_rank * self.world_size
         batches = batches + batches[: total - len(batches)]  # repeats so every rank gets as many
-        for batch in batches[self.rank :: self.world_size]:
+        skip, self._skip = self._skip, 0
+        for batch in batches[self.rank :: self.world_size][skip:]:
             yield batch.tolist()
 
     def __len__(self) -> int:

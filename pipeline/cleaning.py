@@ -1,14 +1,18 @@
 """Sentence cleaning and the filters that drop pairs, each counted by reason (docs/corpora.md, Cleaning).
 
-Repairs keep the pair: a verse marker at the start of a verse ("(7:26) L'Éternel…", Segond's
-own numbering), the World English Bible's [italic brackets] and its backtick apostrophes.
-Drops lose it, and are reported: a verse marker *inside* a verse means the translation merged two
-verses (the pair is misaligned); anything left that looks like markup; an empty side; a length
-ratio no translation has; sentences longer than the training limit.
+Every source's text is normalised (Unicode NFC, runs of whitespace to one space). Repairs keep the
+pair and belong to the source whose text needs them (``Source.repairs``): the Bible's verse
+markers at the start of a verse ("(7:26) L'Éternel…", Segond's own numbering), the World English
+Bible's [italic brackets] and its backtick apostrophes; a user's corpus gets them only when
+``prepare.files.repairs`` names them. Drops lose the pair, and are reported: a verse marker *inside*
+a verse means the translation merged two verses (misaligned; only where verse markers are repaired);
+anything left that looks like markup; an empty side; a length ratio no translation has; sentences
+longer than the training limit.
 """
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from typing import Optional
 
@@ -21,34 +25,56 @@ SPACES = re.compile(r"\s+")
 
 # Every reason is always reported (0 included), so `dvc metrics diff` compares like with like.
 DROP_REASONS = ("empty_side", "verse_marker", "markup", "length_ratio", "too_long", "overlap_heldout")
-REPAIRS = ("verse_marker_stripped", "brackets_removed", "backticks_replaced")
+SOURCE_REPAIRS = ("verse_marker_stripped", "brackets_removed", "backticks_replaced")  # opt-in per source
+NORMALISATIONS = ("unicode_normalized", "whitespace_normalized")  # every source
+REPAIRS = NORMALISATIONS + SOURCE_REPAIRS
 
 
-def repair(text: str, repairs: Counter[str]) -> str:
-    """Fix what can be fixed without losing words; counts each kind of repair."""
-    if LEADING_VERSE_MARKER.match(text):
+def normalise(text: str, counts: Counter[str]) -> str:
+    """NFC (one code point per accented letter, whatever the editor wrote) and single spaces."""
+    normal = unicodedata.normalize("NFC", text)
+    if normal != text:
+        counts["unicode_normalized"] += 1
+    spaced = SPACES.sub(" ", normal).strip()
+    if spaced != normal:
+        counts["whitespace_normalized"] += 1
+    return spaced
+
+
+def repair(text: str, counts: Counter[str], repairs: frozenset[str]) -> str:
+    """Normalise, then fix what ``repairs`` names without losing words; counts each kind of change."""
+    text = normalise(text, counts)
+    if "verse_marker_stripped" in repairs and LEADING_VERSE_MARKER.match(text):
         text = LEADING_VERSE_MARKER.sub("", text)
-        repairs["verse_marker_stripped"] += 1
-    if "[" in text or "]" in text:
+        counts["verse_marker_stripped"] += 1
+    if "brackets_removed" in repairs and ("[" in text or "]" in text):
         text = BRACKETS.sub("", text)
-        repairs["brackets_removed"] += 1
-    if "`" in text:
+        counts["brackets_removed"] += 1
+    if "backticks_replaced" in repairs and "`" in text:
         text = text.replace("`", "'")
-        repairs["backticks_replaced"] += 1
+        counts["backticks_replaced"] += 1
     return SPACES.sub(" ", text).strip()
 
 
-def clean_reference(text: str) -> str:
-    """An extra reference is never dropped: strip every marker, keep the rest."""
-    text = VERSE_MARKER.sub(" ", text).replace("`", "'")
-    return SPACES.sub(" ", BRACKETS.sub("", text)).strip()
+def clean_reference(text: str, repairs: frozenset[str]) -> str:
+    """An extra reference is never dropped: strip every marker the source repairs, keep the rest."""
+    text = unicodedata.normalize("NFC", text)
+    if "verse_marker_stripped" in repairs:
+        text = VERSE_MARKER.sub(" ", text)
+    if "backticks_replaced" in repairs:
+        text = text.replace("`", "'")
+    if "brackets_removed" in repairs:
+        text = BRACKETS.sub("", text)
+    return SPACES.sub(" ", text).strip()
 
 
-def drop_reason(src: str, tgt: str, max_len: Optional[int], max_ratio: float) -> Optional[str]:
+def drop_reason(src: str, tgt: str, max_len: Optional[int], max_ratio: float,
+                repairs: frozenset[str] = frozenset()) -> Optional[str]:
     """Why a repaired pair is dropped, or None to keep it. ``max_len`` None: no length limit (test)."""
     if not src or not tgt:
         return "empty_side"
-    if VERSE_MARKER.search(src) or VERSE_MARKER.search(tgt):
+    # A marker left inside a verse means merged verses; in other text "(3:4)" is just text.
+    if "verse_marker_stripped" in repairs and (VERSE_MARKER.search(src) or VERSE_MARKER.search(tgt)):
         return "verse_marker"
     if MARKUP.search(src) or MARKUP.search(tgt):
         return "markup"

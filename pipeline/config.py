@@ -12,9 +12,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from models.special_tokens import SPECIAL_TOKENS
+from pipeline.cleaning import SOURCE_REPAIRS
 from pipeline.errors import ConfigError
 
 PARAMS_FILE = Path("params.yaml")
+RepairName = Literal[SOURCE_REPAIRS]
 
 
 class Section(BaseModel):
@@ -37,6 +39,8 @@ class FilesSource(Section):
     tsv: Optional[Path] = None
     # Consecutive lines are split together (like Bible chapters) so near-duplicates stay on one side.
     block_lines: int = Field(default=20, gt=0)
+    # Opt-in Bible repairs (pipeline/cleaning.py); by default a user's text is only normalised.
+    repairs: list[RepairName] = []
 
     @model_validator(mode="after")
     def one_layout(self) -> "FilesSource":

@@ -4,11 +4,12 @@ A batch is a dict of tensors: ``src``/``tgt`` (B, T) padded with PAD, ``src_leng
 ``tgt_lengths`` (B,), and ``index`` (B,), the sentences' positions in their split (dev BLEU and
 decoding map outputs back to the text with it). Language models read only the target side.
 Create the Trainer with ``use_distributed_sampler=False``: the batch sampler shards by rank itself.
+The training loader is resumable mid-epoch (``ResumableLoader``).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pytorch_lightning as pl
@@ -55,6 +56,27 @@ def collate(items: list[tuple[int, np.ndarray, np.ndarray]]) -> dict[str, torch.
             "index": torch.tensor(indices, dtype=torch.long)}
 
 
+class ResumableLoader(DataLoader):
+    """A loader Lightning checkpoints with the run (its ``state_dict``/``load_state_dict`` protocol).
+
+    The state is the epoch and how many of its batches training has finished, so a run resumed from
+    a ``last.ckpt`` written mid-epoch continues at the next batch of the same order; a plain loader
+    would restart the epoch at its first batch, training twice on the head and never on the tail.
+    ``batches_done`` reads the count from the trainer: the loader itself runs ahead of training
+    (Lightning prefetches a batch, workers more).
+    """
+
+    def __init__(self, *args: Any, batches_done: Callable[[], int], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._batches_done = batches_done
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.batch_sampler.epoch, "batches_done": self._batches_done()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.batch_sampler.resume(state["epoch"], state["batches_done"])
+
+
 class PreparedDataModule(pl.LightningDataModule):
     def __init__(self, data_dir: Path | str, batch_tokens: int, seed: int, target_only: bool = False,
                  num_workers: int = 0, batch_sentences: Optional[int] = None) -> None:
@@ -78,10 +100,18 @@ class PreparedDataModule(pl.LightningDataModule):
         self.setup()
         rank, world_size = self._rank_and_world()
         dataset = self.splits[split]
+        # A resumed run asks for its loader after the checkpoint is restored, and Lightning draws the
+        # first batch before it calls set_epoch: start at the epoch being trained, not at 0.
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
         sampler = TokenBudgetBatchSampler(dataset.lengths(self.sides), self.batch_tokens, shuffle, self.seed,
-                                          rank, world_size, self.batch_sentences)
-        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+                                          rank, world_size, self.batch_sentences, epoch)
+        arguments = dict(batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers,
+                         persistent_workers=self.num_workers > 0)
+        if split == "train" and self.trainer is not None:
+            trainer = self.trainer
+            return ResumableLoader(dataset, **arguments,
+                                   batches_done=lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+        return DataLoader(dataset, **arguments)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from models.loss import masked_nll
 from models.registry import parse_model_name, task_class
-from models.special_tokens import PAD, SPECIAL_TOKENS, UNK
+from models.special_tokens import PAD
 from pipeline import claim, figures
 from pipeline.bleu_by_length import CSV_COLUMNS, ModelScores, no_unk_mask, score_model
 from pipeline.config import EvaluateConfig, load_params
@@ -65,9 +65,6 @@ EXAMPLES = 3  # short and long example translations per model
 SHORT_WORDS, LONG_WORDS = (10, 19), 40
 GREEDY, BEAM = "greedy", "beam"
 GREEDY_KEYS = ("bleu", "bleu_no_unk", "bleu_multi_ref")  # of greedy's scores, nested in metrics.json
-# An unknown output word is written as one token that sacrebleu keeps whole and no reference holds;
-# "<unk>" itself would become three tokens (< unk >) and inflate the hypothesis length.
-UNK_TEXT = "UNK"
 # _LAZY: pytorch_lightning (via pipeline.datamodule and the task classes) takes ~4 s to import; it is
 # imported only once params and inputs are known to be good, so those errors come back at once.
 
@@ -78,7 +75,7 @@ class TestSet:
 
     split: "ParallelSplit"
     sources: list[str]
-    references: list[list[str]]  # sacrebleu's layout: one stream per reference file; [0] is tgt.txt
+    references: list[list[Optional[str]]]  # sacrebleu's layout: one stream per reference file; [0]: tgt.txt
     src_words: np.ndarray  # source length in words (the bucket's measure)
     buckets: np.ndarray
     no_unk: np.ndarray
@@ -92,8 +89,7 @@ class TestSet:
         return len(self.split)
 
     def text(self, ids) -> str:
-        tokens = self.tgt_vocab.decode(ids)
-        return self.detokenize([UNK_TEXT if token == SPECIAL_TOKENS[UNK] else token for token in tokens])
+        return self.detokenize(self.tgt_vocab.decode(ids))  # <unk> → UNK_TEXT
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -113,6 +109,9 @@ def load_test_set(corpus: Corpus) -> TestSet:
         src_words = np.load(test / "src_words.npy")
         sources = _read_lines(test / "src.txt")
         references = [_read_lines(test / name) for name in reference_files]
+        # An extra version that lacks the verse has an empty line: no reference (sacrebleu skips
+        # None), not an empty one that brevity would be measured against.
+        references[1:] = [[line or None for line in stream] for stream in references[1:]]
         vocabularies = [Vocabulary.load(corpus.data / "vocab" / f"{side}.json") for side in ("src", "tgt")]
     except FileNotFoundError as error:
         raise corpus.missing(error.filename) from None

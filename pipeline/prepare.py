@@ -45,7 +45,8 @@ def _progress(iterable, description: str, total=None):
     return tqdm(iterable, desc=description, total=total, unit=" pairs", file=sys.stderr, mininterval=1.0)
 
 
-def clean_and_route(source: Source, config: PrepareConfig, work: Path) -> tuple[Counter, Counter, set[str], dict]:
+def clean_and_route(source: Source, config: PrepareConfig,
+                    work: Path) -> tuple[Counter, Counter, set[str], dict, Counter]:
     """Pass 1: repair, filter and route every pair to ``<split>.clean.tsv``."""
     assignment = None
     if not source.predefined_splits:
@@ -54,22 +55,28 @@ def clean_and_route(source: Source, config: PrepareConfig, work: Path) -> tuple[
     repairs: Counter[str] = Counter({name: 0 for name in REPAIRS})
     heldout: set[str] = set()
     routed = {split: 0 for split in SPLITS}
+    missing_refs: Counter[str] = Counter({name: 0 for name in source.reference_names})
     with ExitStack() as stack:
         files = {s: stack.enter_context((work / f"{s}.clean.tsv").open("w", encoding="utf-8")) for s in SPLITS}
         for pair in _progress(source.pairs(), "clean", source.size_hint()):
             split = assignment[pair.group] if assignment is not None else pair.group
-            src, tgt = repair(pair.src, repairs), repair(pair.tgt, repairs)
+            src, tgt = repair(pair.src, repairs, source.repairs), repair(pair.tgt, repairs, source.repairs)
             reason = drop_reason(src, tgt, None if split == "test" else config.clean.max_len,
-                                 config.clean.max_length_ratio)
+                                 config.clean.max_length_ratio, source.repairs)
             if reason is not None:
                 dropped[reason] += 1
                 continue
-            refs = [clean_reference(ref) for ref in pair.refs]
+            # A verse an extra version lacks is an empty line in its ref-<name>.txt; evaluate reads
+            # that as "no reference" (None), never as an empty reference brevity would count.
+            refs = ["" if ref is None else clean_reference(ref, source.repairs) for ref in pair.refs]
+            if split == "test":
+                for name, ref in zip(source.reference_names, refs):
+                    missing_refs[name] += not ref
             files[split].write("\t".join([pair.key, src, tgt, *refs]) + "\n")
             routed[split] += 1
             if split != "train":
                 heldout.add(heldout_key(src))
-    return dropped, repairs, heldout, routed
+    return dropped, repairs, heldout, routed, missing_refs
 
 
 def _read_clean(path: Path) -> Iterator[list[str]]:
@@ -152,7 +159,7 @@ def encode_split(split: str, total: int, work: Path, vocabularies: dict[str, Voc
 
 
 def prepare(source: Source, config: PrepareConfig, work: Path) -> dict:
-    dropped, repairs, heldout, routed = clean_and_route(source, config, work)
+    dropped, repairs, heldout, routed, missing_refs = clean_and_route(source, config, work)
     counts: dict[str, Counter] = {"src": Counter(), "tgt": Counter()}
     with ParallelTokenizer(config.src_lang, config.tgt_lang, config.tokenize.lowercase, config.workers) as tokenizer:
         # ``heldout`` (every dev and test source) is complete after pass 1: train's overlap filter uses it.
@@ -174,6 +181,8 @@ def prepare(source: Source, config: PrepareConfig, work: Path) -> dict:
         np.save(work / split / "src_words.npy", src_words[split])
     stats = {"pairs": pairs, "dropped": dict(dropped), "repaired": dict(repairs), "unk_rate": unk_rate,
              "vocab_size": {side: len(v) for side, v in vocabularies.items()}}
+    if missing_refs:
+        stats["test_references_missing"] = dict(missing_refs)
     (work / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     corpus = {"source": config.source, "src_lang": config.src_lang, "tgt_lang": config.tgt_lang,
               "lowercase": config.tokenize.lowercase, "vocab": config.tokenize.vocab,

@@ -12,7 +12,13 @@ from typing import Iterable, Iterator, Optional
 
 from sacremoses import MosesDetokenizer, MosesTokenizer
 
+from models.special_tokens import SPECIAL_TOKENS, UNK
+
 CHUNK_PAIRS = 512
+# An unknown output word is written as one token that sacrebleu keeps whole and no reference holds;
+# "<unk>" itself would become three tokens (< unk >) and inflate the hypothesis length. Dev BLEU
+# during training and evaluate both score text made here, so they share the convention.
+UNK_TEXT = "UNK"
 
 _worker: Optional["PairTokenizer"] = None
 
@@ -91,10 +97,10 @@ class ParallelTokenizer:
 
 
 class Detokenizer:
-    """Moses tokens back to text, as sacrebleu wants it (its own tokenizer runs on top)."""
+    """A model's output tokens back to text, as sacrebleu wants it (its own tokenizer runs on top)."""
 
     def __init__(self, lang: str) -> None:
         self._moses = MosesDetokenizer(lang)
 
     def __call__(self, tokens: list[str]) -> str:
-        return self._moses.detokenize(tokens)
+        return self._moses.detokenize([UNK_TEXT if token == SPECIAL_TOKENS[UNK] else token for token in tokens])

@@ -11,7 +11,7 @@ class Pair:
     key: str  # where the pair comes from: "book:chapter:verse", a line number, "<split>:<row>"
     src: str
     tgt: str
-    refs: tuple[str, ...] = ()  # the same target in other versions (extra test references)
+    refs: tuple[Optional[str], ...] = ()  # the same target in other versions (extra test references); None: missing
 
 
 class Source(Protocol):
@@ -19,6 +19,8 @@ class Source(Protocol):
     reference_names: tuple[str, ...]
     # True when the source fixes train/dev/test itself (Pair.group is "train", "dev" or "test").
     predefined_splits: bool
+    # The repairs of pipeline.cleaning.SOURCE_REPAIRS this source's text needs (docs/corpora.md, Cleaning).
+    repairs: frozenset[str]
 
     def group_sizes(self) -> dict[str, int]:
         """Pairs per group in corpus order; validates the whole input before any output exists."""

@@ -1,36 +1,20 @@
 """A user's parallel corpus: two line-aligned UTF-8 files, or one TSV of ``source<TAB>target``.
 
-The whole input is checked (it exists, decodes as UTF-8, is line-aligned) in ``group_sizes()``,
-before the prepare stage writes anything. Blocks of ``block_lines`` consecutive lines are the
+Plain or gzip/bzip2/xz-compressed (``text_file.read_lines``). The whole input is checked (it exists,
+decodes as UTF-8, is line-aligned) in ``group_sizes()``, before the prepare stage writes anything.
+Only the repairs named in ``prepare.files.repairs`` run on it: the Bible's repairs would change a
+user's text (``[VBA]``, ``IFS(a; b[; c])``). Blocks of ``block_lines`` consecutive lines are the
 unit of splitting, so neighbouring near-duplicates cannot leak from train into test.
 """
 from __future__ import annotations
 
 from itertools import zip_longest
-from pathlib import Path
 from typing import Iterator, Optional
 
 from pipeline.config import FilesSource
 from pipeline.errors import DataError
 from pipeline.sources.base import Pair
-
-
-def read_lines(path: Path, param: str) -> Iterator[str]:
-    """Lines of ``path`` without their line ending; a decoding error names the line."""
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found ({param})") from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot read ({param}): {error.strerror}") from None
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                yield raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as error:
-                raise DataError(
-                    f"{path}:{number}: invalid UTF-8 at byte {error.start} of the line ({param})"
-                ) from None
+from pipeline.sources.text_file import read_lines
 
 
 class ParallelFiles:
@@ -39,6 +23,7 @@ class ParallelFiles:
 
     def __init__(self, config: FilesSource) -> None:
         self.config = config
+        self.repairs = frozenset(config.repairs)
         self._total: Optional[int] = None
 
     def size_hint(self) -> Optional[int]:

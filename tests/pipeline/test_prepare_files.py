@@ -12,10 +12,10 @@ from tests.pipeline.helpers import (assert_no_output, assert_one_line_error, run
 SMALL_SPLIT = {"test_size": 60, "dev_size": 40}
 
 
-def prepare_files(project, pairs, **overrides):
+def prepare_files(project, pairs, files_repairs=(), **overrides):
     src, tgt = write_parallel(project, pairs)
-    settings = {"source": "files", "files": {"src": str(src), "tgt": str(tgt), "block_lines": 10},
-                "split": SMALL_SPLIT, "workers": 2}
+    settings = {"source": "files", "split": SMALL_SPLIT, "workers": 2,
+                "files": {"src": str(src), "tgt": str(tgt), "block_lines": 10, "repairs": list(files_repairs)}}
     settings.update(overrides)
     write_params(project, **settings)
     return run_stage(project, "prepare")
@@ -76,11 +76,59 @@ def test_cleaning_drops_are_counted_by_reason(project):
     pairs[6] = ("one two (3:4) three", "un deux trois")
     pairs[7] = ("a b c d e f g h i j k l", "x")
     pairs[8] = ("<b>bold</b> words", "mots")
-    result = prepare_files(project, pairs)
+    # Verse markers are a Bible repair: a user's corpus opts in to dropping merged "verses".
+    result = prepare_files(project, pairs, files_repairs=["verse_marker_stripped"])
     assert result.returncode == 0, result.stderr
     dropped = json.loads((project / "data/prepared/stats.json").read_text())["dropped"]
     assert dropped["empty_side"] == 1 and dropped["verse_marker"] == 1
     assert dropped["length_ratio"] == 1 and dropped["markup"] == 1
+
+
+SOFTWARE_HELP = [  # text a Bible repair would change: brackets, a ratio in parentheses, backticks
+    ("NPV Function [VBA]", "Fonction VAN [VBA]"),
+    ("IFS(expression1; result1[; expression2; result2])", "SI.CONDITIONS(expression1; résultat1[; expression2])"),
+    ("Set the aspect ratio to (16:9) in `Settings`", "Réglez le format sur (16:9) dans `Paramètres`"),
+]
+
+
+@pytest.mark.parametrize("compression", ["gzip", "bz2", "lzma", None])
+def test_a_users_corpus_arrives_intact_compressed_or_not(project, compression):
+    """The files source runs no Bible repair, reads gzip/bzip2/xz by content (whatever the name),
+    and normalises only Unicode (NFC) and whitespace, counting both."""
+    import importlib
+
+    pairs = sentence_pairs(200)
+    for position, pair in zip((3, 100, 150), SOFTWARE_HELP):  # lands in every split
+        pairs[position] = pair
+    pairs[7] = ("  two   spaces  ", "deux espaces")
+    pairs[8] = ("cafe\u0301 ok", "cafe\u0301 ok")  # e + combining acute: NFC makes it one letter
+    text = "".join(f"{s}\t{t}\n" for s, t in pairs).encode("utf-8")
+    corpus = project / "corpus.tsv"  # no .gz suffix: recognised by content
+    corpus.write_bytes(importlib.import_module(compression).compress(text) if compression else text)
+    write_params(project, source="files", files={"tsv": str(corpus), "block_lines": 10}, split=SMALL_SPLIT,
+                 workers=1)
+    result = run_stage(project, "prepare")
+    assert result.returncode == 0, result.stderr
+    out = project / "data/prepared"
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["repaired"] == {"unicode_normalized": 2, "whitespace_normalized": 1, "verse_marker_stripped": 0,
+                                 "brackets_removed": 0, "backticks_replaced": 0}
+    assert sum(stats["pairs"].values()) + stats["dropped"]["too_long"] == len(pairs)  # nothing else dropped
+    prepared = {line for split in ("train", "dev", "test") for line in read_lines(out / split / "src.txt")}
+    assert {src for src, _ in SOFTWARE_HELP} <= prepared
+    assert "two spaces" in prepared and "caf\u00e9 ok" in prepared
+
+
+def test_bible_repairs_are_opt_in_for_a_users_corpus(project):
+    pairs = sentence_pairs(200)
+    pairs[3] = SOFTWARE_HELP[0]
+    result = prepare_files(project, pairs, files_repairs=["brackets_removed"])
+    assert result.returncode == 0, result.stderr
+    stats = json.loads((project / "data/prepared/stats.json").read_text())
+    assert stats["repaired"]["brackets_removed"] == 2  # counted per side
+    prepared = {line for split in ("train", "dev", "test")
+                for line in read_lines(project / "data/prepared" / split / "src.txt")}
+    assert "NPV Function VBA" in prepared
 
 
 def test_line_counts_that_differ(project):
