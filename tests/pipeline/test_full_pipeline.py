@@ -91,8 +91,10 @@ def test_every_stage_runs_and_writes_its_outputs(repro):
     assert "## Sweeps (Ray Tune, ASHA on the dev set)" in report and "### `lm-gru`: 2 trials" in report
 
 
-def test_second_repro_runs_nothing_and_dvc_reads_the_metrics(repro):
+def test_dvc_status_is_clean_a_second_repro_runs_nothing_and_dvc_reads_the_metrics(repro):
     clone, _ = repro
+    # A fresh clone after `dvc repro`: every stage and output is what dvc.lock records.
+    assert json.loads(dvc(clone, "status", "--json").stdout) == {}
     second = dvc(clone, "repro")
     assert "Running stage" not in second.stdout
     metrics = json.loads(dvc(clone, "metrics", "show", "--json").stdout)
