@@ -20,7 +20,7 @@ RepairName = Literal[SOURCE_REPAIRS]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SonofmanSource(Section):
@@ -389,8 +389,11 @@ def overlay(params: Params, settings: dict[str, Any]) -> Params:
     return Params.model_validate(raw)
 
 
-def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
-    where = ".".join(str(part) for part in error["loc"])
+def _describe(error: dict[str, Any], model: type[BaseModel], profile: Optional[tuple[str, dict]] = None) -> str:
+    # "[key]" is pydantic's marker for a bad dict key: the key itself is already in the location.
+    where = ".".join(str(part) for part in error["loc"] if part != "[key]")
+    if profile is not None and _set_by(profile[1], error["loc"], error["type"] == "extra_forbidden"):
+        where = f"profiles.{profile[0]}.{where}"
     if error["type"] == "extra_forbidden":
         parent = model
         for part in error["loc"][:-1]:
@@ -401,6 +404,16 @@ def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
     got = error.get("input")
     suffix = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
     return f"{where}: {message}{suffix}" if where else f"{message}{suffix}"
+
+
+def _set_by(overlay: dict[str, Any], loc: tuple, extra: bool) -> bool:
+    """Whether the profile's own ``overlay`` holds the value at ``loc`` (so the error is the profile's)."""
+    node: Any = overlay
+    for part in (part for part in loc if part != "[key]"):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return extra or not isinstance(node, dict)  # a section-wide check is not the profile's alone
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -419,10 +432,13 @@ def apply_profile(raw: dict[str, Any], source: str) -> dict[str, Any]:
     profiles = raw.pop("profiles", None) or {}
     if not isinstance(profiles, dict):
         raise ConfigError(f"{source}: profiles: expected a mapping of profile names to sections")
+    if not isinstance(profile, str):
+        raise ConfigError(f"{source}: profile: expected a profile name (got {profile!r})")
     if profile == "default":
         return raw
     if profile not in profiles:
-        raise ConfigError(f"{source}: profile: unknown profile {profile!r} (allowed: default, {', '.join(profiles)})")
+        allowed = ", ".join(["default", *map(str, profiles)])
+        raise ConfigError(f"{source}: profile: unknown profile {profile!r} (allowed: {allowed})")
     if not isinstance(profiles[profile], dict):
         raise ConfigError(f"{source}: profiles.{profile}: expected a mapping of sections")
     return _merge(raw, profiles[profile])
@@ -433,12 +449,29 @@ def validate_params(raw: Any, source: str = str(PARAMS_FILE)) -> Params:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    name = raw.get("profile", "default")
+    overlay_of = raw.get("profiles") if isinstance(raw.get("profiles"), dict) else {}
     raw = apply_profile(raw, source)
+    profile = (name, overlay_of[name]) if name != "default" else None
     try:
         return Params.model_validate(raw)
     except ValidationError as error:
-        lines = [_describe(e, Params) for e in error.errors()]
+        lines = [_describe(e, Params, profile) for e in error.errors()]
         raise ConfigError(f"{source}: " + "; ".join(lines)) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (PyYAML would keep the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise ConfigError(f"{self.name}:{line}: duplicate key {key!r} (first given on line {seen[key]})")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> Params:
@@ -447,11 +480,23 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found (run from the project root)") from None
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: invalid UTF-8 (params.yaml must be UTF-8 text)") from None
+    except OSError as error:  # a directory, no permission
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    loader = _UniqueKeyLoader(text)
+    loader.name = str(path)
     try:
-        raw = yaml.safe_load(text)
+        raw = loader.get_single_data()
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        context, start = getattr(error, "context", None), getattr(error, "context_mark", None)
+        if context and start is not None and mark is not None and start.line != mark.line:
+            problem += f" ({context} that starts on line {start.line + 1})"
         raise ConfigError(f"{path}{line}: invalid YAML: {problem}") from None
+    finally:
+        loader.dispose()
     return validate_params(raw, str(path))

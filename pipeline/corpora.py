@@ -6,8 +6,10 @@ benchmark imports it.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import DataError
 
@@ -29,6 +31,18 @@ class Corpus:
         if not corpus_file.exists():
             raise self.missing(corpus_file)
         return corpus_file
+
+    def description(self) -> dict[str, Any]:
+        """corpus.json (languages, casing, reference files), or a one-line error naming it."""
+        corpus_file = self.require_prepared()
+        try:
+            info = json.loads(corpus_file.read_text(encoding="utf-8"))
+            if not isinstance(info, dict) or not {"tgt_lang", "lowercase"} <= set(info):
+                raise ValueError("tgt_lang or lowercase missing")
+        except ValueError as error:  # UnicodeDecodeError and JSONDecodeError included
+            raise DataError(f"{corpus_file}: not a corpus description ({error}); rerun the prepare stage: "
+                            f"{self.prepare_command}") from None
+        return info
 
 
 CORPORA = {

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from models.special_tokens import PAD
 from pipeline.batching import TokenBudgetBatchSampler
+from pipeline.errors import DataError
 from pipeline.ragged import RaggedArray
 
 
@@ -27,7 +28,8 @@ class ParallelSplit(Dataset):
     def __init__(self, directory: Path) -> None:
         self.src, self.tgt = RaggedArray(directory, "src"), RaggedArray(directory, "tgt")
         if len(self.src) != len(self.tgt):
-            raise ValueError(f"{directory}: {len(self.src)} source but {len(self.tgt)} target sentences")
+            raise DataError(f"{directory}: {len(self.src)} source but {len(self.tgt)} target sentences; "
+                            "rerun the prepare stage (or `dvc checkout` the prepared data)")
 
     def __len__(self) -> int:
         return len(self.tgt)

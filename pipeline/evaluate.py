@@ -32,6 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -100,8 +101,7 @@ def _read_lines(path: Path) -> list[str]:
 def load_test_set(corpus: Corpus) -> TestSet:
     from pipeline.datamodule import ParallelSplit  # Lightning: see _LAZY
 
-    corpus_file = corpus.require_prepared()
-    info = json.loads(corpus_file.read_text(encoding="utf-8"))
+    info = corpus.description()
     test = corpus.data / "test"
     reference_files = info.get("references", ["tgt.txt"])
     try:
@@ -125,20 +125,32 @@ def load_test_set(corpus: Corpus) -> TestSet:
                    info.get("max_len"), *vocabularies, Detokenizer(info["tgt_lang"]))
 
 
+def _train_command(name: str, path: Path) -> str:
+    return f"python -m pipeline.train {name}" + (" --corpus synthetic" if "synthetic" in path.parts else "")
+
+
+def _retrain(name: str, path: Path) -> str:
+    """How to get a sound checkpoint back: the cached one, or a new one from the train stage."""
+    return f"restore it with `dvc checkout`, or delete it and retrain: {_train_command(name, path)}"
+
+
 def load_task(name: str, path: Path, test: TestSet, device: torch.device):
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; its index is at the end of the file
+        raise UserError(f"{path}: truncated or not a checkpoint file; {_retrain(name, path)}")
     try:
         task = task_class(name).load_from_checkpoint(path, weights_only=True, map_location="cpu")
-    except Exception as error:  # a truncated or foreign file: say which, in one line
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise UserError(f"{path}: cannot load the checkpoint ({first_line}); retrain {name}") from None
+    except Exception as error:  # a damaged or foreign file: say which, in one line
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0].split(". ")[0]
+        raise UserError(f"{path}: cannot load the checkpoint ({first_line}); {_retrain(name, path)}") from None
     hparams = task.hparams
     if hparams.get("model_name") != name:
-        raise UserError(f"{path}: holds {hparams.get('model_name')!r}, not {name!r}; retrain {name}")
+        raise UserError(f"{path}: holds {hparams.get('model_name')!r}, not {name!r}; {_retrain(name, path)}")
     sides = {"tgt": test.tgt_vocab} if name.startswith("lm-") else {"src": test.src_vocab, "tgt": test.tgt_vocab}
     for side, vocabulary in sides.items():  # a stale checkpoint would index past the vocabulary
         if hparams.get(f"{side}_vocab") != len(vocabulary):
             raise UserError(f"{path}: trained with {hparams.get(f'{side}_vocab')} {side} words but the prepared "
-                            f"vocabulary has {len(vocabulary)}; retrain {name} on the current corpus")
+                            f"vocabulary has {len(vocabulary)}; retrain {name} on the current corpus "
+                            f"({_train_command(name, path)}), or `dvc checkout` the data it was trained on")
     return task.to(device).eval()
 
 

@@ -9,7 +9,20 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import DataError
+
 COPY_CHUNK = 1 << 22  # ids per copy step when the stream is turned into a .npy file
+RERUN = "rerun the prepare stage (or `dvc checkout` the prepared data)"
+
+
+def _load(path: Path, mmap_mode):
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError) as error:  # truncated, not a .npy file, pickled objects
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise DataError(f"{path}: cannot read ({first}); {RERUN}") from None
 
 
 class RaggedWriter:
@@ -42,10 +55,24 @@ class RaggedArray:
     """Read side: ``len()``, ``[i]`` → int32 ids of sentence i, ``lengths`` of every sentence."""
 
     def __init__(self, directory: Path, stem: str, mmap: bool = True) -> None:
-        mode = "r" if mmap else None
-        self.ids = np.load(Path(directory) / f"{stem}.ids.npy", mmap_mode=mode)
-        self.offsets = np.load(Path(directory) / f"{stem}.offsets.npy")
+        """A missing file raises FileNotFoundError (callers name the stage that makes it); a
+        truncated file or offsets that do not fit the ids are a DataError naming the file."""
+        ids_path, offsets_path = Path(directory) / f"{stem}.ids.npy", Path(directory) / f"{stem}.offsets.npy"
+        self.ids = _load(ids_path, "r" if mmap else None)
+        self.offsets = _load(offsets_path, None)
         self.lengths = np.diff(self.offsets)
+        if self.ids.ndim != 1 or not np.issubdtype(self.ids.dtype, np.integer):
+            raise DataError(f"{ids_path}: expected a flat array of token ids, found {self.ids.dtype} "
+                            f"of shape {self.ids.shape}; {RERUN}")
+        if self.offsets.ndim != 1 or not np.issubdtype(self.offsets.dtype, np.integer) or len(self.offsets) == 0:
+            raise DataError(f"{offsets_path}: expected a non-empty flat array of integer offsets, found "
+                            f"{self.offsets.dtype} of shape {self.offsets.shape}; {RERUN}")
+        if self.offsets[0] != 0 or self.offsets[-1] != len(self.ids):
+            raise DataError(f"{offsets_path}: offsets run from {self.offsets[0]} to {self.offsets[-1]} but "
+                            f"{ids_path.name} holds {len(self.ids)} ids; {RERUN}")
+        if len(self.lengths) and self.lengths.min() < 0:
+            sentence = int(np.argmax(self.lengths < 0))
+            raise DataError(f"{offsets_path}: offsets decrease at sentence {sentence}; {RERUN}")
 
     def __len__(self) -> int:
         return len(self.offsets) - 1

@@ -16,17 +16,64 @@ import hashlib
 import os
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from contextlib import nullcontext
 from pathlib import Path
 
 from pipeline.config import PARAMS_FILE, MlflowConfig
+from pipeline.errors import UserError
 
 ROLE, KEY, CORPUS, MODEL = "bottleneck.role", "bottleneck.pipeline_key", "bottleneck.corpus", "bottleneck.model"
 SWEEP, TRIAL = "bottleneck.sweep", "bottleneck.trial"
+SQLITE_HEADER = b"SQLite format 3\x00"
+SERVER_TIMEOUT_S = 10  # to answer /health: a server that is up answers at once
 
 
 def tracking_uri(config: MlflowConfig) -> str:
     return config.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+
+
+def _setting(config: MlflowConfig) -> str:
+    """Where the store's URI came from, for the message that says how to change it."""
+    if config.tracking_uri:
+        return "mlflow.tracking_uri in params.yaml"
+    return "$MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "the project's default store"
+
+
+def check_store(uri: str, setting: str) -> None:
+    """A UserError, at once, for a store MLflow cannot use. MLflow itself retries first (an sqlite
+    file it cannot open: ~2 min of engine retries; a server that refuses connections: 7 retries with
+    backoff), then fails with a traceback."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///").split("?")[0])
+        if path.is_dir():
+            raise UserError(f"{path}: the MLflow store ({setting}) is a directory, not an SQLite file; "
+                            "move it away or point mlflow.tracking_uri elsewhere")
+        if path.exists():
+            with path.open("rb") as handle:
+                head = handle.read(len(SQLITE_HEADER))
+            if head and head != SQLITE_HEADER:  # an empty file is a new, empty database
+                raise UserError(f"{path}: not an SQLite database, so not an MLflow store ({setting}); "
+                                "move it away or point mlflow.tracking_uri elsewhere")
+            # SQLite writes a journal beside the file: its folder must be writable too.
+            if not (os.access(path, os.R_OK | os.W_OK) and os.access(path.parent, os.W_OK)):
+                raise UserError(f"{path}: the MLflow store ({setting}) is read-only (SQLite needs to write "
+                                "the file and its folder); make them writable or point mlflow.tracking_uri elsewhere")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(f"{path.parent}: cannot create the MLflow store's folder ({setting}): "
+                            f"{error.strerror}") from None
+    elif uri.startswith(("http://", "https://")):
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=SERVER_TIMEOUT_S).close()
+        except urllib.error.HTTPError:
+            pass  # it answered: an older server, a proxy or an auth layer, not a dead address
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise UserError(f"{uri}: cannot reach the MLflow server ({setting}): {reason}; start it "
+                            "(make ui serves one on 127.0.0.1:5000) or point mlflow.tracking_uri elsewhere") from None
 
 
 def git_commit() -> str:
@@ -46,17 +93,26 @@ class Tracker:
 
     def __init__(self, config: MlflowConfig) -> None:
         from filelock import FileLock
+        from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
         self.uri = tracking_uri(config)
+        check_store(self.uri, _setting(config))
         # A new sqlite store is created by schema migrations on first use; two stages doing that at
         # once (parallel `dvc exp` runs) collide ("table _alembic_tmp_tags already exists").
         lock = FileLock(self.uri.removeprefix("sqlite:///") + ".lock") if self.uri.startswith("sqlite:///") else None
-        with lock if lock is not None else nullcontext():
-            self.client = MlflowClient(self.uri)
-            experiment = self.client.get_experiment_by_name(config.experiment)
-            self.experiment_id = (experiment.experiment_id if experiment is not None
-                                  else self.client.create_experiment(config.experiment))
+        try:
+            with lock if lock is not None else nullcontext():
+                self.client = MlflowClient(self.uri)
+                experiment = self.client.get_experiment_by_name(config.experiment)
+                self.experiment_id = (experiment.experiment_id if experiment is not None
+                                      else self.client.create_experiment(config.experiment))
+        except OSError as error:  # the lock file: a folder where no file can be created
+            raise UserError(f"{error.filename or self.uri}: cannot use the MLflow store ({_setting(config)}): "
+                            f"{error.strerror or error}") from None
+        except MlflowException as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0].split(". ")[0]
+            raise UserError(f"{self.uri}: cannot use the MLflow store ({_setting(config)}): {first}") from None
         self.commit = git_commit()
         self.key = pipeline_key(self.commit)
 

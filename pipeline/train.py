@@ -21,13 +21,14 @@ import json
 import os
 import shutil
 import time
+import zipfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Optional
 
 from pipeline.config import Params, load_params, overlay
 from pipeline.corpora import CORPORA
-from pipeline.errors import ConfigError, UserError, stage_entry_point
+from pipeline.errors import ConfigError, DataError, UserError, stage_entry_point
 
 # Settings that only say how long or where to train: changing them continues a run, not restarts it.
 CONTINUABLE = {"max_epochs", "epochs", "time_limit_minutes", "early_stopping_patience", "accelerator", "devices",
@@ -46,15 +47,28 @@ def fingerprint(model: str, params: Params, data_dir: Path) -> str:
 
 
 def resume_checkpoint(directory: Path, key: str) -> Optional[Path]:
-    """The newest checkpoint of a compatible earlier run; stale ones are removed."""
+    """The newest checkpoint of a compatible earlier run, None to start over; changes nothing.
+    A truncated one is a UserError: resuming would fail deep inside Lightning."""
     stamp = directory / "fingerprint"
-    if stamp.exists() and stamp.read_text() == key:
-        candidates = [p for p in (directory / "last.ckpt", directory / "best.ckpt") if p.exists()]
-        return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+    if not (stamp.is_file() and stamp.read_text() == key):
+        return None
+    candidates = [p for p in (directory / "last.ckpt", directory / "best.ckpt") if p.exists()]
+    if not candidates:
+        return None
+    newest = max(candidates, key=lambda p: p.stat().st_mtime)
+    if not zipfile.is_zipfile(newest):  # torch.save writes a zip archive; its index is at the end of the file
+        others = [p.name for p in candidates if p != newest]
+        then = f"resume from {others[0]}" if others else "start over"
+        raise UserError(f"{newest}: truncated or not a checkpoint file, cannot resume from it; "
+                        f"delete it and run the stage again to {then} (or `dvc checkout` it)")
+    return newest
+
+
+def start_over(directory: Path, key: str) -> None:
+    """Removes a stale run's checkpoints and stamps the folder with what the new run trains."""
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
-    stamp.write_text(key)
-    return None
+    (directory / "fingerprint").write_text(key)
 
 
 def epoch_history_callback(timer):
@@ -94,7 +108,10 @@ def build_task_and_data(model: str, data_dir: Path, params: Params):
 
     family, _ = parse_model_name(model)
     config = params.train
-    vocab_sizes = [len(Vocabulary.load(data_dir / f"vocab/{side}.json")) for side in ("src", "tgt")]
+    try:
+        vocab_sizes = [len(Vocabulary.load(data_dir / f"vocab/{side}.json")) for side in ("src", "tgt")]
+    except FileNotFoundError as error:
+        raise DataError(f"{error.filename}: not found (made by the prepare stage; run it again)") from None
     task = task_class(model)(model, *vocab_sizes, params.model.model_dump(), config.model_dump())
     datamodule = PreparedDataModule(data_dir, config.batch_tokens, config.seed, target_only=family == "lm",
                                     num_workers=config.num_workers, batch_sentences=config.batch_sentences)
@@ -115,7 +132,7 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     from pipeline.tuned import describe, tuned_params
 
     family, _ = parse_model_name(model)
-    CORPORA[corpus].require_prepared()
+    CORPORA[corpus].description()
     data_dir = CORPORA[corpus].data
     tuned: dict[str, Any] = {}
     overrides: dict[str, Any] = {}
@@ -133,9 +150,11 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     torch.set_flush_denormal(True)  # denormal floats are ~100× slower on x86 CPUs (see pipeline.evaluate)
     checkpoints = CORPORA[corpus].checkpoints / model
     rank_zero = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
-    resume = resume_checkpoint(checkpoints, fingerprint(model, params, data_dir)) if rank_zero else None
+    key = fingerprint(model, params, data_dir)
+    resume = resume_checkpoint(checkpoints, key) if rank_zero else None
 
     task, datamodule = build_task_and_data(model, data_dir, params)
+    datamodule.setup()  # damaged prepared data stops here, before an MLflow run or checkpoint folder exists
     epochs = config.epochs.for_model(corpus, family, config.max_epochs)
     timer = Timer(duration=timedelta(minutes=config.time_limit_minutes), interval="step")  # safety only
     history = epoch_history_callback(timer)
@@ -152,6 +171,10 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
 
     tracker = Tracker(params.mlflow) if rank_zero else None
     run_id = tracker.model_run(corpus, model, "train") if tracker else None
+    # Only now, with the data and the MLflow store known to be usable: a run that cannot start
+    # leaves an earlier run's checkpoints as they were and creates no checkpoint folder.
+    if rank_zero and resume is None:
+        start_over(checkpoints, key)
     logger = MLFlowLogger(experiment_name=params.mlflow.experiment, tracking_uri=tracker.uri if tracker else None,
                           run_id=run_id) if tracker else False
     trainer = pl.Trainer(

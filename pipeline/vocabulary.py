@@ -14,6 +14,7 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from models.special_tokens import SPECIAL_TOKENS, UNK
+from pipeline.errors import DataError
 
 BPE_WORD_END = "</w>"
 
@@ -71,7 +72,14 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: Path) -> "Vocabulary":
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data["kind"] == "bpe":
-            return cls("bpe", bpe=Tokenizer.from_str(json.dumps(data["tokenizer"])))
-        return cls("word", data["tokens"])
+        """A saved vocabulary; FileNotFoundError when missing (the caller names the stage that makes
+        it), a one-line DataError when the file is not one."""
+        text = Path(path).read_text(encoding="utf-8")
+        try:
+            data = json.loads(text)
+            if data["kind"] == "bpe":
+                return cls("bpe", bpe=Tokenizer.from_str(json.dumps(data["tokenizer"])))
+            return cls("word", list(data["tokens"]))
+        except Exception as error:  # JSON, a missing key, or tokenizers' own (bare) Exception
+            raise DataError(f"{path}: not a vocabulary file ({type(error).__name__}); rerun the prepare stage "
+                            "(or `dvc checkout` the prepared data)") from None
