@@ -30,7 +30,22 @@ def stage_entry_point(main: Callable[[], None]) -> Callable[[], None]:
         try:
             main()
         except UserError as error:
+            _end_tracked_runs("FAILED")
             print(f"error: {error}", file=sys.stderr)
             sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            _end_tracked_runs("KILLED")
+            raise
+        except Exception:
+            _end_tracked_runs("FAILED")
+            raise  # a bug, not bad input: keep the traceback
 
     return wrapper
+
+
+def _end_tracked_runs(status: str) -> None:
+    """The MLflow runs the failing stage opened end with ``status`` (only if it opened any: MLflow is
+    slow to import, and most input errors come before it)."""
+    tracking = sys.modules.get("pipeline.tracking")
+    if tracking is not None:
+        tracking.end_open_runs(status)

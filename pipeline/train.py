@@ -227,7 +227,7 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     if tracker:
         for path in (checkpoints / "best.ckpt", reports / f"{model}.json", reports / f"{model}.csv"):
             tracker.client.log_artifact(run_id, str(path), artifact_path="train")
-        tracker.client.set_terminated(run_id)
+        tracker.finish(run_id)
     return summary
 
 
