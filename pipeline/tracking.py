@@ -165,7 +165,7 @@ class Tracker:
 
     def model_run(self, corpus: str, model: str, stage: str) -> str:
         """The child run of (corpus, model) in this pipeline execution, created on first use; the
-        train stage (re)opens it, evaluate and probe add to it."""
+        train stage (re)opens it, evaluate and probe add to it (and finish it if they created it)."""
         parent = self.parent_run()
         filters = {ROLE: "model", KEY: self.key, CORPUS: corpus, MODEL: model}
         run = self._find_run(filters)
@@ -176,7 +176,7 @@ class Tracker:
                     "model": model, "family": family, "cell": cell, "corpus": corpus}
             run = self.client.create_run(self.experiment_id, tags=tags, run_name=f"{corpus}/{model}")
         run_id = run.info.run_id
-        if stage == "train":
+        if stage == "train" or run.info.status == "RUNNING":  # train reopens; a new run is open too
             self._open(run_id, run.info.status)
         self.client.set_tag(run_id, f"dvc.stage.{stage}", "ran")
         return run_id
@@ -185,12 +185,13 @@ class Tracker:
         """The parent run of one sweep (``sweep``: its key), nested in the pipeline's run. A resumed
         sweep gets its newest run back; a sweep started afresh gets a new one."""
         filters = {ROLE: "sweep", SWEEP: sweep}
-        run_id = self._find(filters, newest=True) if resume else None
-        if run_id is None:
+        run = self._find_run(filters, newest=True) if resume else None
+        if run is None:
             tags = {**filters, KEY: self.key, CORPUS: corpus, MODEL: model, "model": model, "corpus": corpus,
                     "mlflow.parentRunId": self.parent_run(), "mlflow.source.git.commit": self.commit}
-            run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=f"sweep {corpus}/{model}").info.run_id
-        return run_id
+            run = self.client.create_run(self.experiment_id, tags=tags, run_name=f"sweep {corpus}/{model}")
+        self._open(run.info.run_id, run.info.status)  # an interrupted sweep ends KILLED, not RUNNING
+        return run.info.run_id
 
     def trial_run(self, sweep_run: str, trial_id: str, config: dict) -> str:
         """A trial's child run of its sweep; a retried or resumed trial gets its run back, so its
@@ -251,11 +252,14 @@ def log_evaluation(config: MlflowConfig, corpus: str, metrics: dict, bucket_rows
                 tracker.client.log_artifact(run_id, str(figure), artifact_path="figures")
 
 
-def end_open_runs(status: str) -> None:
-    """Ends every run this process opened and did not finish (a stage that fails: its model run and the
-    pipeline's run FAILED, KILLED when interrupted), so no run stays RUNNING forever."""
+def end_open_runs(status: str, keep_pipeline: bool = False) -> None:
+    """Ends every run this process opened and did not finish (a stage that fails: its runs and the
+    pipeline's run FAILED, KILLED when interrupted; one that succeeds: its runs FINISHED, the
+    pipeline's left to report), so no run stays RUNNING forever."""
     for tracker in _TRACKERS:
         for run_id in list(tracker.opened):
+            if keep_pipeline and run_id == tracker._parent_id:
+                continue
             try:
                 tracker.finish(run_id, status)
             except Exception:  # noqa: BLE001 - the store may be what failed; the stage's own error matters

@@ -3,8 +3,9 @@
     python -m pipeline.ui [--host 127.0.0.1] [--port 5000]
 
 Prints the URL of the runs page on the saved view the report stage writes (the translation models
-of the newest pipeline, a line chart of BLEU against source length), then serves the store with
-``mlflow server`` until stopped. Before any pipeline has run it prints the experiment's runs page.
+of the newest pipeline, a line chart of BLEU against source length), then serves the project's
+``mlflow.db`` with ``mlflow server`` until stopped. Before any pipeline has run it prints the
+experiment's runs page.
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import argparse
 import os
 import shutil
 import sys
+from pathlib import Path
 
 from pipeline.config import load_params
-from pipeline.errors import UserError, stage_entry_point
+from pipeline.errors import stage_entry_point
 
 
 @stage_entry_point
@@ -26,10 +28,10 @@ def main() -> None:
     params = load_params()
     from pipeline.tracking import VIEW_TAG, Tracker, comparison_url
 
-    tracker = Tracker(params.mlflow)
-    if not tracker.uri.startswith("sqlite:///"):
-        raise UserError(f"mlflow.tracking_uri is {tracker.uri}: a server already; open it in a browser "
-                        "(make ui serves the project's own sqlite store)")
+    # The project's own store, whatever mlflow.tracking_uri / $MLFLOW_TRACKING_URI say: they may name
+    # the very server this starts.
+    store = params.mlflow.model_copy(update={"tracking_uri": f"sqlite:///{Path('mlflow.db').resolve()}"})
+    tracker = Tracker(store)
     experiment = tracker.client.get_experiment(tracker.experiment_id)
     url = comparison_url(f"http://{arguments.host}:{arguments.port}", tracker.experiment_id,
                          VIEW_TAG in experiment.tags)

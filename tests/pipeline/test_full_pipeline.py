@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -182,6 +183,31 @@ def test_a_failing_stage_marks_its_runs_failed_and_a_rerun_reopens_them(tmp_path
              "tracker = Tracker(load_params().mlflow); tracker.finish(tracker.model_run('bible', 'lm-gru', 'train'))")
     subprocess.run([sys.executable, "-c", rerun], cwd=clone, env=dict(os.environ, PYTHONPATH=str(clone)), check=True)
     assert statuses() == [("model", "FINISHED"), ("pipeline", "RUNNING")]
+
+
+def test_ctrl_c_during_training_marks_its_runs_killed(tmp_path_factory):
+    """Lightning turns Ctrl-C during fit into sys.exit(1); the stage still ends its runs KILLED."""
+    from mlflow.tracking import MlflowClient
+
+    clone = copy_project(tmp_path_factory.mktemp("interrupted"))
+    write_tiny_corpus(clone / "data/prepared")
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    deep_update(params, {"model": TINY["model"], "train": {**TINY["train"], "epochs": {"bible": {"lm": 500}}}})
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.train", "lm-gru"], cwd=clone,
+                               env=dict(os.environ, PYTHONPATH=str(clone)), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    stamp, deadline = clone / "checkpoints/bible/lm-gru/fingerprint", time.monotonic() + 120
+    while not stamp.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(3)  # inside trainer.fit
+    assert process.poll() is None, process.stderr.read()[-2000:]
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) != 0
+    client = MlflowClient(f"sqlite:///{clone / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("bottleneck").experiment_id])
+    assert sorted((r.data.tags["bottleneck.role"], r.info.status) for r in runs) == [
+        ("model", "KILLED"), ("pipeline", "KILLED")]
 
 
 def free_port() -> int:
