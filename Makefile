@@ -23,9 +23,9 @@ test: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
-# MLflow UI over the embedded store, on loopback only.
+# MLflow UI over the project's store, on loopback only; prints the URL of the BLEU-by-length comparison.
 ui: $(STAMP)
-	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
+	PATH="$(BIN):$$PATH" $(BIN)/python -m pipeline.ui --host 127.0.0.1 --port 5000
 
 # `dvc repro` as a Ray job on the cluster at cluster.address / $RAY_ADDRESS (README: "Ray cluster").
 # ARGS is passed on, e.g. make submit ARGS="--stage tune@lm-gru --wait".

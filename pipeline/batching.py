@@ -60,6 +60,8 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
 
     def resume(self, epoch: int, batches_done: int) -> None:
         """The next iteration continues ``epoch`` after its first ``batches_done`` batches (per rank)."""
+        if batches_done >= len(self):  # saved on the epoch's last batch: Lightning goes on with the next
+            epoch, batches_done = epoch + 1, 0
         self.epoch, self._skip = epoch, batches_done
 
     def _all_batches(self, epoch: int) -> list[np.ndarray]:

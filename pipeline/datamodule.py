@@ -65,7 +65,7 @@ class ResumableLoader(DataLoader):
     a ``last.ckpt`` written mid-epoch continues at the next batch of the same order; a plain loader
     would restart the epoch at its first batch, training twice on the head and never on the tail.
     ``batches_done`` reads the count from the trainer: the loader itself runs ahead of training
-    (Lightning prefetches a batch, workers more).
+    (worker processes prefetch).
     """
 
     def __init__(self, *args: Any, batches_done: Callable[[], int], **kwargs: Any) -> None:
@@ -102,8 +102,8 @@ class PreparedDataModule(pl.LightningDataModule):
         self.setup()
         rank, world_size = self._rank_and_world()
         dataset = self.splits[split]
-        # A resumed run asks for its loader after the checkpoint is restored, and Lightning draws the
-        # first batch before it calls set_epoch: start at the epoch being trained, not at 0.
+        # A resumed run asks for its loader after the checkpoint is restored; with worker processes the
+        # first batches are drawn before Lightning calls set_epoch: start at the epoch being trained.
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         sampler = TokenBudgetBatchSampler(dataset.lengths(self.sides), self.batch_tokens, shuffle, self.seed,
                                           rank, world_size, self.batch_sentences, epoch)

@@ -30,7 +30,28 @@ def stage_entry_point(main: Callable[[], None]) -> Callable[[], None]:
         try:
             main()
         except UserError as error:
+            _end_tracked_runs("FAILED")
             print(f"error: {error}", file=sys.stderr)
             sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            _end_tracked_runs("KILLED")
+            raise
+        except SystemExit as exit_:  # Lightning turns Ctrl-C and SIGTERM during fit into sys.exit(1)
+            if exit_.code not in (0, None):
+                _end_tracked_runs("KILLED")
+            raise
+        except Exception:
+            _end_tracked_runs("FAILED")
+            raise  # a bug, not bad input: keep the traceback
+        # Done: what the stage opened is finished, but the pipeline's run waits for the report stage.
+        _end_tracked_runs("FINISHED", keep_pipeline=True)
 
     return wrapper
+
+
+def _end_tracked_runs(status: str, keep_pipeline: bool = False) -> None:
+    """The MLflow runs this stage opened end with ``status`` (only if it opened any: MLflow is slow
+    to import, and most input errors come before it)."""
+    tracking = sys.modules.get("pipeline.tracking")
+    if tracking is not None:
+        tracking.end_open_runs(status, keep_pipeline)

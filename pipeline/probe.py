@@ -228,7 +228,7 @@ def log_probe(config: MlflowConfig, corpus: str, results: dict[str, dict], figur
                        for key in ("recall", "auc") if row[key] is not None]
         tracker.client.log_batch(run_id, metrics=values)
         tracker.client.log_artifact(run_id, str(figure), artifact_path="figures")
-        tracker.client.set_terminated(run_id)
+        tracker.finish(run_id)
 
 
 def probe_section(corpus: str) -> str:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.claim import BP_AT_LEAST, CONFIDENCE, DIFF_ABOVE, FALL_BELOW, HOLD_AT_LEAST, LONG, SHORT
+from pipeline.config import load_params
+from pipeline.corpora import CORPORA
 from pipeline.errors import UserError, stage_entry_point
 from pipeline.probe import probe_section
 from pipeline.length_buckets import BUCKET_LABELS
@@ -306,9 +308,16 @@ def render() -> str:
 
 @stage_entry_point
 def main() -> None:
+    params = load_params()
     text = render()
     (REPORTS / "README.md").write_text(text, encoding="utf-8")
     print(f"wrote {REPORTS / 'README.md'} ({len(text.splitlines())} lines)")
+    # The last stage: the pipeline's MLflow run gets its params and headline numbers, and ends.
+    from pipeline.tracking import finish_pipeline
+
+    logged = params.model_dump(mode="json", exclude={"profiles"})
+    run_id = finish_pipeline(params.mlflow, logged, {name: CORPORA[name].reports for name in ("bible", "synthetic")})
+    print(f"MLflow: pipeline run {run_id} finished; `make ui` opens the BLEU-by-length comparison")
 
 
 if __name__ == "__main__":

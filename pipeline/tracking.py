@@ -26,6 +26,10 @@ from pipeline.errors import UserError
 
 ROLE, KEY, CORPUS, MODEL = "bottleneck.role", "bottleneck.pipeline_key", "bottleneck.corpus", "bottleneck.model"
 SWEEP, TRIAL = "bottleneck.sweep", "bottleneck.trial"
+# The tag MLflow 3 reads for an experiment's kind: a model-training experiment, not a GenAI one.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+# Every tracker of this process, so a failing stage can end the runs it opened (end_open_runs).
+_TRACKERS: list["Tracker"] = []
 SQLITE_HEADER = b"SQLite format 3\x00"
 SERVER_TIMEOUT_S = 10  # to answer /health: a server that is up answers at once
 
@@ -105,8 +109,13 @@ class Tracker:
             with lock if lock is not None else nullcontext():
                 self.client = MlflowClient(self.uri)
                 experiment = self.client.get_experiment_by_name(config.experiment)
-                self.experiment_id = (experiment.experiment_id if experiment is not None
-                                      else self.client.create_experiment(config.experiment))
+                if experiment is None:
+                    self.experiment_id = self.client.create_experiment(config.experiment,
+                                                                       tags=dict([EXPERIMENT_KIND]))
+                else:
+                    self.experiment_id = experiment.experiment_id
+                    if experiment.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:  # made by an older version
+                        self.client.set_experiment_tag(self.experiment_id, *EXPERIMENT_KIND)
         except OSError as error:  # the lock file: a folder where no file can be created
             raise UserError(f"{error.filename or self.uri}: cannot use the MLflow store ({_setting(config)}): "
                             f"{error.strerror or error}") from None
@@ -115,32 +124,60 @@ class Tracker:
             raise UserError(f"{self.uri}: cannot use the MLflow store ({_setting(config)}): {first}") from None
         self.commit = git_commit()
         self.key = pipeline_key(self.commit)
+        self.opened: list[str] = []  # runs this process set RUNNING: ended FAILED/KILLED if it fails
+        self._parent_id: str | None = None
+        _TRACKERS.append(self)
+
+    def _open(self, run_id: str, status: str) -> None:
+        if status != "RUNNING":  # a rerun after a failure, or a stage run again after report
+            self.client.update_run(run_id, status="RUNNING")
+        self.opened.append(run_id)
+
+    def finish(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status)
+        if run_id in self.opened:
+            self.opened.remove(run_id)
 
     def _find(self, filters: dict[str, str], newest: bool = False) -> str | None:
+        run = self._find_run(filters, newest)
+        return run.info.run_id if run is not None else None
+
+    def _find_run(self, filters: dict[str, str], newest: bool = False):
         query = " and ".join(f"tags.`{name}` = '{value}'" for name, value in filters.items())
         runs = self.client.search_runs([self.experiment_id], query, max_results=1,
                                        order_by=[f"start_time {'DESC' if newest else 'ASC'}"])
-        return runs[0].info.run_id if runs else None
+        return runs[0] if runs else None
 
     def parent_run(self) -> str:
+        """The pipeline execution's run: RUNNING from its first stage until report ends it
+        (``finish_pipeline``), FAILED when a stage fails, RUNNING again when a stage reruns."""
+        if self._parent_id in self.opened:
+            return self._parent_id
         filters = {ROLE: "pipeline", KEY: self.key}
-        run_id = self._find(filters)
-        if run_id is None:
+        run = self._find_run(filters)
+        if run is None:
             tags = {**filters, "mlflow.source.git.commit": self.commit}
-            run_id = self.client.create_run(self.experiment_id, tags=tags,
-                                            run_name=f"pipeline {self.commit[:8]} {self.key[:6]}").info.run_id
-        return run_id
+            run = self.client.create_run(self.experiment_id, tags=tags,
+                                         run_name=f"pipeline {self.commit[:8]} {self.key[:6]}")
+        self._parent_id = run.info.run_id
+        self._open(self._parent_id, run.info.status)
+        return self._parent_id
 
     def model_run(self, corpus: str, model: str, stage: str) -> str:
-        """The child run of (corpus, model) in this pipeline execution, created on first use."""
+        """The child run of (corpus, model) in this pipeline execution, created on first use; the
+        train stage (re)opens it, evaluate and probe add to it (and finish it if they created it)."""
         parent = self.parent_run()
         filters = {ROLE: "model", KEY: self.key, CORPUS: corpus, MODEL: model}
-        run_id = self._find(filters)
-        if run_id is None:
+        run = self._find_run(filters)
+        if run is None:
             family, _, cell = model.partition("-")
+            # corpus, family and cell: the tags a user groups and filters the runs by in the UI.
             tags = {**filters, "mlflow.parentRunId": parent, "mlflow.source.git.commit": self.commit,
                     "model": model, "family": family, "cell": cell, "corpus": corpus}
-            run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=f"{corpus}/{model}").info.run_id
+            run = self.client.create_run(self.experiment_id, tags=tags, run_name=f"{corpus}/{model}")
+        run_id = run.info.run_id
+        if stage == "train" or run.info.status == "RUNNING":  # train reopens; a new run is open too
+            self._open(run_id, run.info.status)
         self.client.set_tag(run_id, f"dvc.stage.{stage}", "ran")
         return run_id
 
@@ -148,12 +185,13 @@ class Tracker:
         """The parent run of one sweep (``sweep``: its key), nested in the pipeline's run. A resumed
         sweep gets its newest run back; a sweep started afresh gets a new one."""
         filters = {ROLE: "sweep", SWEEP: sweep}
-        run_id = self._find(filters, newest=True) if resume else None
-        if run_id is None:
+        run = self._find_run(filters, newest=True) if resume else None
+        if run is None:
             tags = {**filters, KEY: self.key, CORPUS: corpus, MODEL: model, "model": model, "corpus": corpus,
                     "mlflow.parentRunId": self.parent_run(), "mlflow.source.git.commit": self.commit}
-            run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=f"sweep {corpus}/{model}").info.run_id
-        return run_id
+            run = self.client.create_run(self.experiment_id, tags=tags, run_name=f"sweep {corpus}/{model}")
+        self._open(run.info.run_id, run.info.status)  # an interrupted sweep ends KILLED, not RUNNING
+        return run.info.run_id
 
     def trial_run(self, sweep_run: str, trial_id: str, config: dict) -> str:
         """A trial's child run of its sweep; a retried or resumed trial gets its run back, so its
@@ -212,3 +250,109 @@ def log_evaluation(config: MlflowConfig, corpus: str, metrics: dict, bucket_rows
         for figure in figures:
             if model in figure.name or figure.name.startswith("bleu_by_length"):
                 tracker.client.log_artifact(run_id, str(figure), artifact_path="figures")
+
+
+def end_open_runs(status: str, keep_pipeline: bool = False) -> None:
+    """Ends every run this process opened and did not finish (a stage that fails: its runs and the
+    pipeline's run FAILED, KILLED when interrupted; one that succeeds: its runs FINISHED, the
+    pipeline's left to report), so no run stays RUNNING forever."""
+    for tracker in _TRACKERS:
+        for run_id in list(tracker.opened):
+            if keep_pipeline and run_id == tracker._parent_id:
+                continue
+            try:
+                tracker.finish(run_id, status)
+            except Exception:  # noqa: BLE001 - the store may be what failed; the stage's own error matters
+                tracker.opened.remove(run_id)
+
+
+# The saved view `make ui` opens (pipeline/ui.py): an experiment tag the UI reads as a "shared view
+# state" (MLflow 3's runs page, `viewStateShareKey`): the translation runs of the newest pipeline and
+# a line chart of bleu_by_length against its step, the bucket's lower bound.
+VIEW_KEY = "bleu-by-length"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+
+
+def comparison_view(key: str) -> str:
+    """The tag value: an envelope whose ``state`` is the runs page's UI state as a JSON string."""
+    import json
+
+    section = "model-metrics"
+    chart = {"type": "LINE", "uuid": "bleu-by-length", "metricSectionId": section, "deleted": False,
+             "isGenerated": False, "runsCountToCompare": 50, "displayName": "bleu_by_length (x: source words)",
+             "metricKey": "bleu_by_length", "selectedMetricKeys": ["bleu_by_length"], "xAxisKey": "step",
+             "useGlobalXaxisKey": False, "lineSmoothness": 0, "useGlobalLineSmoothing": False,
+             "scaleType": "linear", "xAxisScaleType": "linear", "yAxisKey": "metric", "yAxisExpressions": [],
+             "ignoreOutliers": False, "range": {}, "selectedXAxisMetricKey": "", "displayPoints": True}
+    state = {
+        "searchFilter": f"tags.`{KEY}` = '{key}' and tags.`{ROLE}` = 'model' and tags.family != 'lm'",
+        # Sorted by run name: the runs list flat (a start-time sort nests them under a collapsed parent).
+        "orderByKey": "tags.`mlflow.runName`", "orderByAsc": True, "startTime": "ALL", "lifecycleFilter": "Active",
+        "modelVersionFilter": "All Runs", "datasetsFilter": [],
+        "runsHiddenMode": "SHOW_ALL", "groupBy": None, "hideEmptyCharts": True, "isAccordionReordered": False,
+        "chartsSearchFilter": "^bleu_by_length$",  # the UI adds a chart per metric: show this one (a regex)
+        "selectedColumns": ["tags.`corpus`", "tags.`family`", "tags.`cell`", "metrics.`test_bleu`"],
+        "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},
+        "compareRunSections": [{"uuid": section, "name": "Model metrics", "display": True, "isReordered": False,
+                                "deleted": False, "isGenerated": True}],
+        "compareRunCharts": [chart],
+    }
+    now = int(time.time() * 1000)
+    return json.dumps({"name": "BLEU by source length", "createdAt": now, "updatedAt": now,
+                       "state": json.dumps(state)})
+
+
+def comparison_url(base: str, experiment_id: str, has_view: bool) -> str:
+    """The runs page of the experiment, on the saved comparison when there is one."""
+    url = f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    return url + (f"&viewStateShareKey={VIEW_KEY}&compareRunsMode=CHART" if has_view else "")
+
+
+def _flat(prefix: str, value) -> dict[str, str]:
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _flat(f"{prefix}.{key}" if prefix else key, item).items()}
+    return {prefix: str(value)}
+
+
+def finish_pipeline(config: MlflowConfig, params: dict, experiments: dict[str, Path]) -> str:
+    """The report stage's last step: the pipeline's run gets params, the claim's numbers of both
+    experiments (``<corpus>_<decoder>_<cell>_<key>``, ``shown`` as 0/1, the verdict as a tag), the
+    BLEU-by-length figures and a table of every model × bucket, then ends FINISHED; the saved view
+    that `make ui` opens is pointed at this pipeline's runs. ``experiments``: corpus → reports folder."""
+    import csv
+    import json
+
+    import pandas as pd
+    from mlflow.entities import Metric, Param
+
+    tracker = Tracker(config)
+    run_id = tracker.parent_run()
+    logged = tracker.client.get_run(run_id).data.params
+    values = [Param(k, v[:6000]) for k, v in sorted(_flat("", params).items()) if k not in logged]
+    for start in range(0, len(values), 100):  # MLflow takes at most 100 params per call
+        tracker.client.log_batch(run_id, params=values[start:start + 100])
+    now = int(time.time() * 1000)
+    metrics, rows = [], []
+    for corpus, folder in experiments.items():
+        claim = json.loads((folder / "metrics.json").read_text()).get("claim", {})
+        for decoder, by_cell in claim.items():
+            for cell, tested in by_cell.items():
+                for name, value in tested.items():
+                    if isinstance(value, (bool, int, float)):
+                        metrics.append(Metric(f"{corpus}_{decoder}_{cell}_{name}", float(value), now, 0))
+                tracker.client.set_tag(run_id, f"verdict.{corpus}.{decoder}.{cell}", tested.get("verdict", ""))
+        with (folder / "bleu_by_length.csv").open(newline="") as handle:
+            rows += [{"corpus": corpus, **row} for row in csv.DictReader(handle)]
+        figure = folder / "figures" / "bleu_by_length.png"
+        if figure.exists():
+            tracker.client.log_artifact(run_id, str(figure), artifact_path=f"figures/{corpus}")
+    tracker.client.log_batch(run_id, metrics=metrics)
+    if rows:
+        table = pd.DataFrame(rows)[["corpus", "model", "decoder", "bucket", "n", "bleu", "ci_low", "ci_high", "bp",
+                                     "bleu_nobp"]]
+        numeric = ["n", "bleu", "ci_low", "ci_high", "bp", "bleu_nobp"]
+        table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")
+        tracker.client.log_table(run_id, data=table, artifact_file="bleu_by_length.json")
+    tracker.client.set_experiment_tag(tracker.experiment_id, VIEW_TAG, comparison_view(tracker.key))
+    tracker.finish(run_id)
+    return run_id

@@ -71,6 +71,27 @@ def start_over(directory: Path, key: str) -> None:
     (directory / "fingerprint").write_text(key)
 
 
+def safety_stop_callback(timer, path: Path):
+    """Saves ``last.ckpt`` where the safety time limit stops training, mid-epoch, so a resumed run
+    continues with the next batch; Lightning would otherwise count the cut epoch as finished and the
+    checkpoint after ``fit`` would skip the rest of it. Placed after ``timer`` in the callback list."""
+    import pytorch_lightning as pl
+
+    class SafetyStop(pl.Callback):
+        def __init__(self) -> None:
+            self.epoch: Optional[int] = None  # the epoch the limit cut short
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_index) -> None:
+            if self.epoch is not None or not trainer.should_stop or timer.time_remaining("train") > 0:
+                return
+            if batch_index + 1 >= trainer.num_training_batches and trainer.current_epoch + 1 >= trainer.max_epochs:
+                return  # the limit came with the last batch of the budget: nothing was cut
+            self.epoch = trainer.current_epoch
+            trainer.save_checkpoint(path)
+
+    return SafetyStop()
+
+
 def epoch_history_callback(timer):
     import pytorch_lightning as pl
 
@@ -154,7 +175,10 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     resume = resume_checkpoint(checkpoints, key) if rank_zero else None
 
     task, datamodule = build_task_and_data(model, data_dir, params)
-    datamodule.setup()  # damaged prepared data stops here, before an MLflow run or checkpoint folder exists
+    try:  # damaged prepared data stops here, before an MLflow run or checkpoint folder exists
+        datamodule.setup()
+    except FileNotFoundError as error:
+        raise CORPORA[corpus].missing(error.filename) from None
     epochs = config.epochs.for_model(corpus, family, config.max_epochs)
     timer = Timer(duration=timedelta(minutes=config.time_limit_minutes), interval="step")  # safety only
     history = epoch_history_callback(timer)
@@ -163,7 +187,8 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     last = ModelCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False,
                            train_time_interval=timedelta(minutes=config.checkpoint_every_minutes))
     # tqdm rather than rich: its lines also show in logs that are not a terminal (CI, `ray job logs`).
-    callbacks = [timer, history, best, last, TQDMProgressBar(refresh_rate=20)]
+    safety = safety_stop_callback(timer, checkpoints / "last.ckpt")
+    callbacks = [timer, safety, history, best, last, TQDMProgressBar(refresh_rate=20)]
     if config.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor="dev_loss", mode="min", patience=config.early_stopping_patience))
     if family != "lm":
@@ -187,11 +212,11 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     trainer.fit(task, datamodule, ckpt_path=resume)
     if not trainer.is_global_zero:
         return {}
-    trainer.save_checkpoint(checkpoints / "last.ckpt")
-    if timer.time_remaining("train") <= 0 and trainer.current_epoch < epochs:
+    if safety.epoch is not None:  # last.ckpt is where it stopped
         raise UserError(f"{corpus}/{model}: stopped by the safety limit train.time_limit_minutes="
-                        f"{config.time_limit_minutes:g} after {trainer.current_epoch} of {epochs} epochs; "
+                        f"{config.time_limit_minutes:g} in epoch {safety.epoch + 1} of {epochs}; "
                         f"run the stage again to continue from {checkpoints / 'last.ckpt'}, or raise the limit")
+    trainer.save_checkpoint(checkpoints / "last.ckpt")
     if not (checkpoints / "best.ckpt").exists():  # stopped before the first validation
         shutil.copy(checkpoints / "last.ckpt", checkpoints / "best.ckpt")
 
@@ -227,7 +252,7 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     if tracker:
         for path in (checkpoints / "best.ckpt", reports / f"{model}.json", reports / f"{model}.csv"):
             tracker.client.log_artifact(run_id, str(path), artifact_path="train")
-        tracker.client.set_terminated(run_id)
+        tracker.finish(run_id)
     return summary
 
 

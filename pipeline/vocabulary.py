@@ -74,12 +74,13 @@ class Vocabulary:
     def load(cls, path: Path) -> "Vocabulary":
         """A saved vocabulary; FileNotFoundError when missing (the caller names the stage that makes
         it), a one-line DataError when the file is not one."""
-        text = Path(path).read_text(encoding="utf-8")
         try:
-            data = json.loads(text)
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
             if data["kind"] == "bpe":
                 return cls("bpe", bpe=Tokenizer.from_str(json.dumps(data["tokenizer"])))
             return cls("word", list(data["tokens"]))
-        except Exception as error:  # JSON, a missing key, or tokenizers' own (bare) Exception
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # not UTF-8 or JSON, a missing key, a directory, tokenizers' bare Exception
             raise DataError(f"{path}: not a vocabulary file ({type(error).__name__}); rerun the prepare stage "
                             "(or `dvc checkout` the prepared data)") from None

@@ -21,7 +21,7 @@ from pipeline.errors import DataError
 # magic bytes → (format name, opener of a binary stream)
 COMPRESSIONS: tuple[tuple[bytes, str, Callable[[BinaryIO], BinaryIO]], ...] = (
     (b"\x1f\x8b", "gzip", lambda raw: gzip.GzipFile(fileobj=raw)),
-    (b"BZh", "bzip2", lambda raw: bz2.BZ2File(raw)),
+    (b"BZh", "bzip2", lambda raw: bz2.BZ2File(raw)),  # + a block size digit and the block magic: below
     (b"\xfd7zXZ\x00", "xz", lambda raw: lzma.LZMAFile(raw)),
 )
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -33,9 +33,14 @@ WIDE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
 MAX_LINE_BYTES = 100_000
 
 
+BZIP2_BLOCK = b"1AY&SY"  # bzip2's block magic after "BZh<1-9>": text starting "BZh" is not bzip2
+
+
 def compression_of(head: bytes) -> Optional[tuple[str, Callable[[BinaryIO], BinaryIO]]]:
     for magic, name, opener in COMPRESSIONS:
         if head.startswith(magic):
+            if name == "bzip2" and not (head[3:4].isdigit() and head[4:10] == BZIP2_BLOCK):
+                continue
             return name, opener
     return None
 
@@ -51,7 +56,7 @@ def read_lines(path: Path, param: str) -> Iterator[str]:
     except OSError as error:
         raise DataError(f"{path}: cannot read ({param}): {error.strerror}") from None
     with raw:
-        compression = compression_of(raw.read(8))
+        compression = compression_of(raw.read(16))
         raw.seek(0)
         if compression is None:
             yield from _decoded_lines(raw, path, param)

@@ -61,6 +61,18 @@ def test_invalid_yaml_names_the_line(tmp_path):
         load_params(path)
 
 
+def test_yaml_anchors_and_merge_keys_are_not_duplicate_keys(tmp_path):
+    """`<<: *anchor` is YAML's merge, not a key given twice; a real duplicate still names both lines."""
+    path = tmp_path / "params.yaml"
+    path.write_text("model: &sizes {emb_size: 64, hidden_size: 64}\nprofile: small\n"
+                    "profiles:\n  small:\n    model:\n      <<: *sizes\n      hidden_size: 32\n")
+    model = load_params(path).model
+    assert (model.emb_size, model.hidden_size) == (64, 32)
+    path.write_text("train:\n  lr: 0.01\n  lr: 0.02\n")
+    with pytest.raises(ConfigError, match="params.yaml:3: duplicate key 'lr' \\(first given on line 2\\)"):
+        load_params(path)
+
+
 def test_stage_exits_2_with_one_line_and_writes_nothing(project):
     write_params(project, clean={"max_len": 0})
     result = run_stage(project, "prepare")

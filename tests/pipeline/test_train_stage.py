@@ -125,8 +125,15 @@ def test_safety_time_limit_fails_loudly_and_keeps_the_checkpoint(project):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
     assert "train.time_limit_minutes=0.002" in last_line and "run the stage again to continue" in last_line
-    assert (project / "checkpoints/bible/lm-gru/last.ckpt").exists()
     assert not (project / "reports/train/bible/lm-gru.json").exists()
+    # last.ckpt is where the limit cut the epoch: a resumed run continues with the next batch, the
+    # cut epoch is not counted as done.
+    import torch
+
+    checkpoint = torch.load(project / "checkpoints/bible/lm-gru/last.ckpt", weights_only=False)
+    (loader,) = checkpoint["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    assert loader["epoch"] == checkpoint["epoch"] and loader["batches_done"] > 0
+    assert f"in epoch {loader['epoch'] + 1} of 50" in last_line
 
 
 def test_changed_learning_rate_starts_over(project):

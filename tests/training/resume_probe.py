@@ -1,9 +1,9 @@
 """A fit that records its batches and can SIGKILL itself mid-epoch, then resume from its checkpoint.
 
-    python -m tests.training.resume_probe <tiny corpus dir> <output dir> [kill at global step]
+    python -m tests.training.resume_probe <tiny corpus dir> <output dir> <checkpoint every> [kill at step]
 
 Appends one JSON line per training step to ``<output>/batches.jsonl`` ({"step", "epoch", "index"}),
-checkpoints every ``CHECKPOINT_EVERY`` steps to ``<output>/last.ckpt`` and resumes from it when it
+checkpoints every <checkpoint every> steps to ``<output>/last.ckpt`` and resumes from it when it
 exists; writes the final weights to ``<output>/final.pt``.
 """
 import json
@@ -19,7 +19,6 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pipeline.datamodule import PreparedDataModule
 from tests.training.fitting import build
 
-CHECKPOINT_EVERY = 8
 EPOCHS = 3
 
 
@@ -34,17 +33,15 @@ class RecordAndKill(pl.Callback):
         self.records.flush()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_index) -> None:
-        if trainer.global_step == self.kill_at:  # after this step's checkpoint, if it is due
+        if trainer.global_step == self.kill_at:  # a few steps after a checkpoint: their work is lost
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def main(data: Path, output: Path, kill_at: int | None) -> None:
+def main(data: Path, output: Path, every: int, kill_at: int | None) -> None:
     torch.set_num_threads(1)
     pl.seed_everything(0, verbose=False)  # the same initial weights in every run
     task, train = build("rnnenc-gru", dev_bleu_every=0)
-    last = ModelCheckpoint(dirpath=output, filename="last", every_n_train_steps=CHECKPOINT_EVERY,
-                           enable_version_counter=False)
-    # The recorder first: the kill comes after the checkpoint callback has run for the step.
+    last = ModelCheckpoint(dirpath=output, filename="last", every_n_train_steps=every, enable_version_counter=False)
     trainer = pl.Trainer(accelerator="cpu", max_epochs=EPOCHS, use_distributed_sampler=False, logger=False,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
                          callbacks=[last, RecordAndKill(output, kill_at)])
@@ -55,4 +52,4 @@ def main(data: Path, output: Path, kill_at: int | None) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else None)
+    main(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else None)
