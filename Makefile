@@ -25,9 +25,9 @@ clean-venv:
 
 # MLflow UI over the project's store, on loopback only; prints the URL of the BLEU-by-length comparison.
 ui: $(STAMP)
-	PATH="$(BIN):$$PATH" $(BIN)/python -m pipeline.ui --host 127.0.0.1 --port 5000
+	PATH="$(BIN):$$PATH" $(BIN)/python -m pipeline.commands.ui --host 127.0.0.1 --port 5000
 
 # `dvc repro` as a Ray job on the cluster at cluster.address / $RAY_ADDRESS (README: "Ray cluster").
 # ARGS is passed on, e.g. make submit ARGS="--stage tune@lm-gru --wait".
 submit: $(STAMP)
-	PATH="$(BIN):$$PATH" $(BIN)/python -m pipeline.submit $(ARGS)
+	PATH="$(BIN):$$PATH" $(BIN)/python -m pipeline.commands.submit $(ARGS)

@@ -28,7 +28,7 @@ import yaml
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from pipeline.corpora import CORPORA  # noqa: E402
+from pipeline.data.corpora import CORPORA  # noqa: E402
 
 
 def run(folder: Path, corpus: str, model: str, epochs: list[int]) -> None:
@@ -45,7 +45,7 @@ def run(folder: Path, corpus: str, model: str, epochs: list[int]) -> None:
         params["train"]["max_epochs"] = budget
         params["train"]["epochs"] = {}  # max_epochs is the budget of every model
         (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        for stage in (["pipeline.train", model, "--corpus", corpus], ["pipeline.evaluate", "--corpus", corpus]):
+        for stage in (["pipeline.stages.train", model, "--corpus", corpus], ["pipeline.stages.evaluate", "--corpus", corpus]):
             print(f"{budget} epochs: python -m {' '.join(stage)}", flush=True)
             subprocess.run([sys.executable, "-m", *stage], cwd=folder, env=environment, check=True,
                            stdout=subprocess.DEVNULL)

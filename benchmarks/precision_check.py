@@ -2,8 +2,8 @@
 
 For each model (default: rnnsearch-gru and rnnenc-gru at params.yaml's sizes, on data/prepared),
 trains from the same initial weights on the same batches for `--steps` optimizer steps with the
-training stage's own LightningModule, DataModule and a Lightning Trainer (as pipeline.train builds
-them: `pipeline.train.build_task_and_data`), once with precision "32" and once with "bf16-mixed",
+training stage's own LightningModule, DataModule and a Lightning Trainer (as pipeline.stages.train builds
+them: `pipeline.training.build.build_task_and_data`), once with precision "32" and once with "bf16-mixed",
 then measures the dev loss of each in fp32 (`Trainer.validate`). Prints both, their relative
 difference, whether it is within the 2% tolerance, and the training time of each.
 
@@ -31,7 +31,7 @@ def dev_loss_after(model: str, precision: str, steps: int) -> tuple[float, float
     import torch
 
     from pipeline.config import load_params
-    from pipeline.train import build_task_and_data
+    from pipeline.training.build import build_task_and_data
 
     params = load_params(REPO / "params.yaml")
     pl.seed_everything(params.train.seed, workers=True, verbose=False)
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     arguments = parser.parse_args()
     if not (DATA / "train").is_dir():
-        raise SystemExit(f"{DATA} is missing: run `python -m pipeline.prepare` first")
+        raise SystemExit(f"{DATA} is missing: run `python -m pipeline.stages.prepare` first")
     print(f"{arguments.steps} steps per run; load average {os.getloadavg()[0]:.1f}")
     print(f"{'model':<16} {'fp32 dev loss':>13} {'bf16 dev loss':>13} {'rel. diff':>9} {'within 2%':>9} "
           f"{'fp32 s':>7} {'bf16 s':>7}")

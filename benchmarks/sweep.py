@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/sweep.py                 # the default sweep: params.yaml's tune section
     .venv/bin/python benchmarks/sweep.py --model lm-gru --num-samples 8
 
-Runs ``python -m pipeline.tune <model>`` in a scratch folder beside the project's prepared data (so
+Runs ``python -m pipeline.stages.tune <model>`` in a scratch folder beside the project's prepared data (so
 ``reports/tune`` and ``mlflow.db`` here stay untouched) and samples the process table twice a second:
 a trial is training while its Ray Train worker processes (``ray::RayTrainWorker``) are alive. Prints
 the wall time, trials per hour, the peak and mean number of trials training side by side, and the
@@ -72,7 +72,7 @@ def main() -> None:
         environment = dict(os.environ, PYTHONPATH=str(PROJECT))
         started = time.monotonic()
         sampler.start()
-        result = subprocess.run([sys.executable, "-m", "pipeline.tune", model], cwd=folder, env=environment,
+        result = subprocess.run([sys.executable, "-m", "pipeline.stages.tune", model], cwd=folder, env=environment,
                                 capture_output=True, text=True)
         wall = time.monotonic() - started
         done.set()

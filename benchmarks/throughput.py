@@ -1,7 +1,7 @@
 """Training and decoding throughput, roofline fraction and peak memory of every architecture.
 
 For each model name (lm-*, rnnenc-*, rnnsearch-* × rnn/lstm/gru/jordan) at the `model` sizes of
-params.yaml, on the prepared corpus `data/prepared` (run `python -m pipeline.prepare` first), in
+params.yaml, on the prepared corpus `data/prepared` (run `python -m pipeline.stages.prepare` first), in
 each precision asked for (`--precision`: 32, bf16-mixed, or both):
 
 - train tok/s: target tokens (EOS included, padding not) per second over `--train-steps` optimizer
@@ -9,7 +9,7 @@ each precision asked for (`--precision`: 32, bf16-mixed, or both):
   (params' batch_tokens, batch_sentences and seed; collected before timing, so loading is not
   counted). A step is what Lightning runs: the task's `logits_and_targets` + `masked_nll` under the
   autocast of Lightning's precision plugin (bf16, no weight-cast cache), backward, gradient-norm
-  clipping and the task's own optimizer. Denormals are flushed to zero as in pipeline.train.
+  clipping and the task's own optimizer. Denormals are flushed to zero as in pipeline.stages.train.
 - roofline: model FLOPs per target token counted from the layer shapes (`models/flops.py`: matmuls
   only, training = 3 × forward), the GFLOP/s this achieves, and its fraction of the machine's matmul
   peak in that precision, measured in the same run (a 2048² matmul, the same thread count).
@@ -52,12 +52,13 @@ sys.path.insert(0, str(REPO))
 
 from models.flops import training_flops  # noqa: E402
 from models.loss import masked_nll  # noqa: E402
-from models.registry import MODEL_NAMES, task_class  # noqa: E402
+from models.names import MODEL_NAMES  # noqa: E402
+from pipeline.training.tasks import task_class
 from models.search import greedy_search, max_lengths  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
-from pipeline.datamodule import ParallelSplit, PreparedDataModule, collate  # noqa: E402
-from pipeline.dev_bleu import DECODE_BATCH  # noqa: E402
-from pipeline.vocabulary import Vocabulary  # noqa: E402
+from pipeline.training.datamodule import ParallelSplit, PreparedDataModule, collate  # noqa: E402
+from pipeline.training.dev_bleu import DECODE_BATCH  # noqa: E402
+from pipeline.data.vocabulary import Vocabulary  # noqa: E402
 
 DATA = REPO / "data/prepared"
 CHECKPOINTS = REPO / "checkpoints/bible"
@@ -145,7 +146,7 @@ def measure(job: tuple[str, str, str, dict, dict, argparse.Namespace]) -> dict:
     device = torch.device(device_name)
     if arguments.threads:
         torch.set_num_threads(arguments.threads)
-    torch.set_flush_denormal(True)  # as pipeline.train and pipeline.evaluate: denormals are ~100× slower on x86
+    torch.set_flush_denormal(True)  # as pipeline.stages.train and pipeline.stages.evaluate: denormals are ~100× slower on x86
     language_model = name.startswith("lm-")
     datamodule = PreparedDataModule(DATA, train["batch_tokens"], train["seed"], target_only=language_model,
                                     batch_sentences=train["batch_sentences"])
@@ -268,7 +269,7 @@ def main() -> None:
     if arguments.threads:
         torch.set_num_threads(arguments.threads)  # for the header; each model's process sets its own
     if not (DATA / "train").is_dir():
-        raise SystemExit(f"{DATA} is missing: run `python -m pipeline.prepare` first")
+        raise SystemExit(f"{DATA} is missing: run `python -m pipeline.stages.prepare` first")
     device_name = ("cuda" if torch.cuda.is_available() else "cpu") if arguments.device == "auto" else arguments.device
     device = torch.device(device_name)
     precisions = PRECISIONS if arguments.precision == "both" else (arguments.precision,)

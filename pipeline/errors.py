@@ -52,6 +52,6 @@ def stage_entry_point(main: Callable[[], None]) -> Callable[[], None]:
 def _end_tracked_runs(status: str, keep_pipeline: bool = False) -> None:
     """The MLflow runs this stage opened end with ``status`` (only if it opened any: MLflow is slow
     to import, and most input errors come before it)."""
-    tracking = sys.modules.get("pipeline.tracking")
+    tracking = sys.modules.get("pipeline.tracking.runs")
     if tracking is not None:
         tracking.end_open_runs(status, keep_pipeline)

@@ -3,7 +3,7 @@ import torch
 
 from models.encoder_decoder import EncoderDecoder
 from models.language_model import RNNLanguageModel
-from models.registry import MODEL_NAMES
+from models.names import MODEL_NAMES
 from models.sequences import add_bos_eos
 from models.special_tokens import BOS, EOS, PAD
 from tests.models.util import SRC_VOCAB, TGT_VOCAB, pad, random_sentences, tiny_model

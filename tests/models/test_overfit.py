@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models.registry import MODEL_NAMES
+from models.names import MODEL_NAMES
 from models.search import greedy_search
 from tests.models.util import fixed_pairs, tiny_model, train
 

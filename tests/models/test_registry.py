@@ -2,7 +2,8 @@ import pytest
 
 from models.cells import CELLS
 from models.language_model import RNNLanguageModel
-from models.registry import FAMILIES, MODEL_NAMES, SIZE_KEYS, build_model, parse_model_name
+from models.names import FAMILIES, MODEL_NAMES, parse_model_name
+from models.registry import SIZE_KEYS, build_model
 from models.rnnenc import RNNEncoderDecoder
 from models.rnnsearch import RNNSearch
 

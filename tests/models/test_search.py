@@ -5,7 +5,7 @@ import torch
 
 from models import search
 from models.encoder_decoder import EncoderDecoder
-from models.registry import MODEL_NAMES
+from models.names import MODEL_NAMES
 from models.search import beam_search, greedy_search, length_penalty, max_lengths
 from models.special_tokens import BOS, EOS, PAD, UNK
 from tests.models.util import SRC_VOCAB, fixed_pairs, pad, random_sentences, tiny_model, train

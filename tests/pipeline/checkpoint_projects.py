@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import yaml
 
-from tests.training.fitting import fit
-from tests.training.tiny_corpus import write_tiny_corpus
+from tests.pipeline.training.fitting import fit
+from tests.pipeline.training.tiny_corpus import write_tiny_corpus
+from tests.pipeline.helpers import TINY_RUN, write_project_params
 
 DATA = {"bible": "data/prepared", "synthetic": "data/synthetic"}
 
@@ -37,5 +37,5 @@ def project_with_checkpoints(root: Path, checkpoints: Path, models: list[str], c
         target.write_bytes((checkpoints / name / "best.ckpt").read_bytes())
     key = "synthetic_models" if corpus == "synthetic" else "models"
     experiments = {"models": all_models, "synthetic_models": []} | {key: models}
-    (root / "params.yaml").write_text(yaml.safe_dump({"experiments": experiments, **params}))
+    write_project_params(root, TINY_RUN, {"experiments": experiments, **params})
     return root

@@ -16,14 +16,48 @@ REPO = Path(__file__).resolve().parents[2]
 def run_stage(project: Path, stage: str, *args: str) -> subprocess.CompletedProcess:
     environment = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run(
-        [sys.executable, "-m", f"pipeline.{stage}", *args], cwd=project, env=environment,
+        [sys.executable, "-m", f"pipeline.stages.{stage}", *args], cwd=project, env=environment,
         capture_output=True, text=True, timeout=600,
     )
 
 
+# What tiny test runs fix whatever params.yaml says: no sweep result to use, the budget is
+# train.max_epochs (not the per-family epochs of the real corpus), a constant learning rate until
+# the dev loss stalls, and no synthetic-only overrides.
+TINY_RUN = {
+    "train": {"use_tuned": False, "schedule": "plateau",
+              "epochs": {corpus: {"lm": None, "rnnenc": None, "rnnsearch": None} for corpus in ("bible", "synthetic")}},
+    "experiments": {"synthetic_overrides": {}},
+}
+
+
+def deep_update(base: dict, override: dict) -> dict:
+    """``override`` laid over ``base`` in place, key by key into nested dicts, except an empty dict,
+    which replaces (``synthetic_overrides: {}`` means none)."""
+    for key, value in override.items():
+        if isinstance(value, dict) and value and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def params_with(*overrides: dict) -> dict:
+    """The repository's params.yaml with each of ``overrides`` laid over it in turn: params.yaml
+    holds every setting, so a test states only what it changes."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    for override in overrides:
+        deep_update(params, override)
+    return params
+
+
+def write_project_params(project: Path, *overrides: dict) -> None:
+    (project / "params.yaml").write_text(yaml.safe_dump(params_with(*overrides), sort_keys=False))
+
+
 def write_params(project: Path, **prepare) -> None:
-    """params.yaml with the given `prepare` keys (nested dicts allowed) over the defaults."""
-    (project / "params.yaml").write_text(yaml.safe_dump({"prepare": prepare}))
+    """params.yaml with the given `prepare` keys (nested dicts allowed) over the repository's."""
+    write_project_params(project, {"prepare": prepare})
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str, exit_code: int | None = None) -> str:

@@ -1,0 +1,109 @@
+"""Submit `dvc repro` (the whole pipeline or some stages) to a Ray cluster as a Ray job.
+
+    python -m pipeline.commands.submit                          # the whole pipeline, returns at once
+    python -m pipeline.commands.submit --stage tune@lm-gru --wait
+    make submit ARGS="--stage evaluate --wait"
+
+The project directory is uploaded as the job's working directory (Ray skips what `.gitignore`
+lists: the venv, prepared data, checkpoints and the DVC cache stay here), so the job re-creates
+missing outputs, or fetches them from the DVC remote with ``--pull``; ``--push`` stores what it made
+there. MLflow runs reach your server when ``MLFLOW_TRACKING_URI`` is set (the embedded sqlite store
+would stay on the cluster). The address is ``--address``, else ``cluster.address`` in params, else
+``$RAY_ADDRESS``, else the local dashboard ``http://127.0.0.1:8265``. A cluster with token auth
+(Ray's default) needs ``RAY_AUTH_MODE=token`` and the token (``RAY_AUTH_TOKEN`` or
+``~/.ray/auth_token``) here too: see the README.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from pipeline.config import load_params
+from pipeline.errors import UserError, stage_entry_point
+from pipeline.tracking.runs import git_commit
+
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+# Large or machine-specific paths that .gitignore may not cover (Ray leaves out .git itself).
+EXCLUDES = ["/.venv", "/.dvc/cache", "/.dvc/tmp", "/ray_results", "/mlruns", "/mlartifacts",
+            "/mlflow.db*", "/checkpoints"]
+PASSED_ENVIRONMENT = ("MLFLOW_TRACKING_URI", "DVC_NO_ANALYTICS", "RAY_USAGE_STATS_ENABLED")
+
+
+def entrypoint(stages: list[str], pull: bool, push: bool) -> str:
+    # Not a git checkout on the cluster (.git stays here): DVC runs without SCM there.
+    command = ["python -m dvc config core.no_scm true --local", "python -m dvc repro " + " ".join(
+        [*map(shlex.quote, stages), *(["--pull"] if pull else [])])]
+    if push:
+        command.append("python -m dvc push")
+    return " && ".join(command)
+
+
+def follow(client, job_id: str) -> str:
+    """Stream the job's logs here until it ends; returns its final status."""
+    async def stream() -> None:
+        async for lines in client.tail_job_logs(job_id):
+            print(lines, end="", flush=True)
+
+    asyncio.run(stream())
+    while not (status := client.get_job_status(job_id)).is_terminal():
+        time.sleep(1)
+    return str(status.value if hasattr(status, "value") else status)
+
+
+@stage_entry_point
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Submit `dvc repro` to a Ray cluster as a Ray job.")
+    parser.add_argument("--address", help="the cluster's dashboard, e.g. http://head:8265")
+    parser.add_argument("--stage", action="append", default=[], help="a stage to reproduce (repeatable); "
+                        "default: the whole pipeline")
+    parser.add_argument("--wait", action="store_true", help="follow the logs; exit non-zero if the job fails")
+    parser.add_argument("--pull", action="store_true", help="fetch cached outputs from the DVC remote first")
+    parser.add_argument("--push", action="store_true", help="push the outputs to the DVC remote afterwards")
+    arguments = parser.parse_args()
+    from ray.exceptions import AuthenticationError
+    from ray.job_submission import JobSubmissionClient
+
+    # Ray's packaging chatter (a line per .gitignore it honours) is not ours to show: the job's log is.
+    for name in [name for name in logging.root.manager.loggerDict if name.startswith("ray")]:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+    address = arguments.address or load_params().cluster.address or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS
+    if address.startswith("ray://"):
+        raise UserError(f"--address {address!r}: give the dashboard's http://host:port (job submission "
+                        "goes through the dashboard, default port 8265)")
+    environment = {name: os.environ[name] for name in PASSED_ENVIRONMENT if name in os.environ}
+    command = entrypoint(arguments.stage, arguments.pull, arguments.push)
+    try:
+        client = JobSubmissionClient(address)
+        job_id = client.submit_job(
+            entrypoint=command,
+            runtime_env={"working_dir": str(Path.cwd()), "excludes": EXCLUDES, "env_vars": environment},
+            metadata={"project": "bottleneck", "git_commit": git_commit(),
+                      "stages": " ".join(arguments.stage) or "all"},
+        )
+    except AuthenticationError:
+        raise UserError(f"{address}: the cluster refused our Ray auth token: set RAY_AUTH_MODE=token and the "
+                        "cluster's token in RAY_AUTH_TOKEN or ~/.ray/auth_token (README: Ray cluster)") from None
+    except (ConnectionError, RuntimeError) as error:
+        raise UserError(f"{address}: cannot reach the Ray dashboard ({str(error).strip().splitlines()[0]})") from None
+    print(f"submitted {job_id} to {address}: {command}")
+    print(f"  follow its logs:  ray job logs --address {address} --follow {job_id}")
+    print(f"  its status:       ray job status --address {address} {job_id}")
+    print(f"  the dashboard:    {address}")
+    if not arguments.wait:
+        return
+    status = follow(client, job_id)
+    if status != "SUCCEEDED":
+        message = (client.get_job_info(job_id).message or "").strip().splitlines()
+        raise UserError(f"job {job_id} {status}" + (f": {message[-1]}" if message else ""))
+    print(f"job {job_id} SUCCEEDED", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""A controlled toy translation task, generated from the seed (docs/corpora.md, Synthetic).
+
+Each source sentence has ``min_words``..``max_words`` words (length uniform in that range, so every
+length bucket is well populated), each word drawn independently from a finite Zipf-distributed
+vocabulary: p(word of rank r) ∝ r^-zipf_exponent. The target is the word-by-word translation
+through a fixed, seeded, one-to-one dictionary, with adjacent words swapped (positions 0↔1, 2↔3, …;
+an odd last word stays) when ``swap_adjacent`` is set: local reordering. The target has exactly as
+many words as the source.
+
+Why it isolates the bottleneck: words are independent, so none can be guessed from its context and
+every source word must reach the decoder. An encoder-decoder whose fixed-size vector summarises the
+sentence has to carry all of them, and fails more as sentences grow; attention can look each word
+up when it is needed. Human text (the Bible corpus) then shows how much of the effect survives.
+
+Words are pronounceable syllable strings ("bakodu"): ASCII lowercase letters only, so Moses
+tokenization keeps each word as one token. Sentences are regenerated from the seed on every pass,
+never held in memory; groups (the unit of splitting) are blocks of consecutive pairs.
+"""
+from __future__ import annotations
+
+from itertools import product
+from typing import Iterator
+
+import numpy as np
+
+from pipeline.config import SyntheticSource
+from pipeline.errors import ConfigError
+from pipeline.preparation.sources.base import Pair
+
+# Sentences are independent, so groups only set the split's granularity; identical short
+# sentences across splits are the overlap filter's job, as for any source.
+BLOCK_PAIRS = 20
+SYLLABLES = tuple(c + v for c, v in product("bdfgklmnprstvz", "aeiou"))  # 70 consonant-vowel pairs
+MIN_SYLLABLES = 3  # two-syllable strings are too often real English words ("note", "lime")
+
+
+def spell_words(count: int, rng: np.random.Generator) -> list[str]:
+    """``count`` distinct words of equally many syllables, in random order."""
+    syllables = MIN_SYLLABLES
+    while len(SYLLABLES) ** syllables < 10 * count:  # sparse enough to look varied
+        syllables += 1
+    # Distinct integers spelled in base len(SYLLABLES): distinct strings, without a retry loop.
+    numbers = rng.choice(len(SYLLABLES) ** syllables, size=count, replace=False)
+    words = []
+    for number in numbers.tolist():
+        digits = []
+        for _ in range(syllables):
+            number, digit = divmod(number, len(SYLLABLES))
+            digits.append(SYLLABLES[digit])
+        words.append("".join(digits))
+    return words
+
+
+def swap_adjacent(words: list[str]) -> list[str]:
+    """Positions 0↔1, 2↔3, …; an odd last word stays where it is."""
+    swapped = list(words)
+    pairs_end = len(words) - len(words) % 2
+    swapped[0:pairs_end:2], swapped[1:pairs_end:2] = words[1:pairs_end:2], words[0:pairs_end:2]
+    return swapped
+
+
+class SyntheticCorpus:
+    predefined_splits = False
+    repairs: frozenset[str] = frozenset()
+    reference_names: tuple[str, ...] = ()
+
+    def __init__(self, config: SyntheticSource, seed: int) -> None:
+        if seed < 0:
+            raise ConfigError(f"seed: the synthetic source needs a non-negative seed (got {seed})")
+        self.config = config
+        # Two independent streams: the dictionary does not depend on how many pairs are drawn.
+        dictionary_seed, self._sentence_seed = np.random.SeedSequence(seed).spawn(2)
+        words = spell_words(2 * config.vocab_size, np.random.default_rng(dictionary_seed))
+        # Index = Zipf rank (0 = most frequent); the target words are an independent random draw,
+        # so the dictionary is a seeded bijection that spelling cannot reveal.
+        self.source_words = words[:config.vocab_size]
+        self.dictionary = dict(zip(self.source_words, words[config.vocab_size:]))
+        weights = np.arange(1, config.vocab_size + 1, dtype=np.float64) ** -config.zipf_exponent
+        self._cdf = np.cumsum(weights) / weights.sum()
+        self._cdf[-1] = 1.0  # rounding must not leave a uniform draw past the last rank
+
+    def size_hint(self) -> int:
+        return self.config.pairs
+
+    def group_sizes(self) -> dict[str, int]:
+        full, rest = divmod(self.config.pairs, BLOCK_PAIRS)
+        sizes = {str(block): BLOCK_PAIRS for block in range(full)}
+        if rest:
+            sizes[str(full)] = rest
+        return sizes
+
+    def sentences(self) -> Iterator[list[str]]:
+        """Source sentences as word lists, the same on every call (a fresh generator each time)."""
+        config = self.config
+        rng = np.random.default_rng(self._sentence_seed)
+        for start in range(0, config.pairs, BLOCK_PAIRS):  # vectorised per block, streamed
+            lengths = rng.integers(config.min_words, config.max_words + 1, size=min(BLOCK_PAIRS, config.pairs - start))
+            ranks = np.searchsorted(self._cdf, rng.random(int(lengths.sum())), side="right")
+            for sentence in np.split(ranks, np.cumsum(lengths)[:-1]):
+                yield [self.source_words[rank] for rank in sentence.tolist()]
+
+    def translate(self, words: list[str]) -> list[str]:
+        target = [self.dictionary[word] for word in words]
+        return swap_adjacent(target) if self.config.swap_adjacent else target
+
+    def pairs(self) -> Iterator[Pair]:
+        for index, words in enumerate(self.sentences()):
+            yield Pair(str(index // BLOCK_PAIRS), str(index), " ".join(words), " ".join(self.translate(words)))

@@ -1,0 +1,166 @@
+"""`train` stage: fit one architecture on a prepared corpus with a Lightning Trainer built from params.
+
+    python -m pipeline.stages.train rnnsearch-gru                      # the Bible corpus (data/prepared)
+    python -m pipeline.stages.train rnnsearch-gru --corpus synthetic   # the controlled corpus
+
+Writes ``checkpoints/<corpus>/<model>/{best,last}.ckpt`` (best = lowest dev loss, what evaluate
+uses; last = saved every ``train.checkpoint_every_minutes`` and at the end) and
+``reports/train/<corpus>/<model>.{json,csv}`` (summary metric, per-epoch curve). A run that was
+interrupted, even by SIGKILL, resumes from its newest checkpoint when started again with the same
+model, data and optimisation settings. The budget is epochs (``train.epochs`` by corpus and family),
+so a run gives the same checkpoints on any machine; ``train.time_limit_minutes`` is only a safety
+limit, counted across resumes (Lightning's Timer state lives in the checkpoint), that fails the stage.
+Devices > 1 trains with DDP, one process per device.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Params, load_params, model_argument, overlay
+from pipeline.data.corpora import CORPORA
+from pipeline.errors import UserError, stage_entry_point
+
+
+def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
+    import pytorch_lightning as pl
+    import torch
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, Timer, TQDMProgressBar
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    from models.names import parse_model_name
+    from pipeline.training.build import build_task_and_data
+    from pipeline.training.callbacks import EpochHistory, SafetyStop
+    from pipeline.training.checkpoints import fingerprint, resume_checkpoint, start_over
+    from pipeline.training.dev_bleu import DevBleu
+    from pipeline.training.precision import device_type
+    from pipeline.training.precision import resolve as resolve_precision
+    from pipeline.tracking.runs import Tracker
+    from pipeline.sweeps.tuned import describe, tuned_params
+
+    family, _ = parse_model_name(model)
+    CORPORA[corpus].description()
+    data_dir = CORPORA[corpus].data
+    tuned: dict[str, Any] = {}
+    overrides: dict[str, Any] = {}
+    if corpus == "bible":  # sweeps run on the Bible corpus
+        params, tuned = tuned_params(params, model)
+    elif overrides := params.experiments.synthetic_overrides:  # the controlled experiment's own sizes
+        params = overlay(params, overrides)
+        print(f"synthetic overrides: {describe(overrides)}", flush=True)
+    precision = resolve_precision(params.train.precision, device_type(params.train.accelerator))
+    print(f"precision: {precision.value} ({precision.reason})", flush=True)
+    # The resolved value is what the checkpoint's fingerprint holds: auto on another machine may differ.
+    params = params.model_copy(update={"train": params.train.model_copy(update={"precision": precision.value})})
+    config = params.train
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    torch.set_flush_denormal(True)  # denormal floats are ~100× slower on x86 CPUs (see pipeline.stages.evaluate)
+    checkpoints = CORPORA[corpus].checkpoints / model
+    rank_zero = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    key = fingerprint(model, params, data_dir)
+    resume = resume_checkpoint(checkpoints, key) if rank_zero else None
+
+    task, datamodule = build_task_and_data(model, data_dir, params)
+    try:  # damaged prepared data stops here, before an MLflow run or checkpoint folder exists
+        datamodule.setup()
+    except FileNotFoundError as error:
+        raise CORPORA[corpus].missing(error.filename) from None
+    epochs = config.epochs.for_model(corpus, family, config.max_epochs)
+    timer = Timer(duration=timedelta(minutes=config.time_limit_minutes), interval="step")  # safety only
+    history = EpochHistory(timer)
+    best = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="dev_loss", mode="min", save_top_k=1,
+                           auto_insert_metric_name=False, enable_version_counter=False)
+    last = ModelCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False,
+                           train_time_interval=timedelta(minutes=config.checkpoint_every_minutes))
+    # tqdm rather than rich: its lines also show in logs that are not a terminal (CI, `ray job logs`).
+    safety = SafetyStop(timer, checkpoints / "last.ckpt")
+    callbacks = [timer, safety, history, best, last, TQDMProgressBar(refresh_rate=20)]
+    if config.early_stopping_patience:
+        callbacks.append(EarlyStopping(monitor="dev_loss", mode="min", patience=config.early_stopping_patience))
+    if family != "lm":
+        callbacks.append(DevBleu(data_dir, config.dev_bleu_sentences, config.dev_bleu_every, config.beam_size))
+
+    tracker = Tracker(params.mlflow) if rank_zero else None
+    run_id = tracker.model_run(corpus, model, "train") if tracker else None
+    # Only now, with the data and the MLflow store known to be usable: a run that cannot start
+    # leaves an earlier run's checkpoints as they were and creates no checkpoint folder.
+    if rank_zero and resume is None:
+        start_over(checkpoints, key)
+    logger = MLFlowLogger(experiment_name=params.mlflow.experiment, tracking_uri=tracker.uri if tracker else None,
+                          run_id=run_id) if tracker else False
+    trainer = pl.Trainer(
+        accelerator=config.accelerator, devices=config.devices,
+        strategy="ddp" if config.devices > 1 else "auto", precision=config.precision,
+        max_epochs=epochs, use_distributed_sampler=False, callbacks=callbacks, logger=logger,
+        num_sanity_val_steps=0, log_every_n_steps=10,
+    )
+    started = time.monotonic()
+    trainer.fit(task, datamodule, ckpt_path=resume)
+    if not trainer.is_global_zero:
+        return {}
+    if safety.epoch is not None:  # last.ckpt is where it stopped
+        raise UserError(f"{corpus}/{model}: stopped by the safety limit train.time_limit_minutes="
+                        f"{config.time_limit_minutes:g} in epoch {safety.epoch + 1} of {epochs}; "
+                        f"run the stage again to continue from {checkpoints / 'last.ckpt'}, or raise the limit")
+    trainer.save_checkpoint(checkpoints / "last.ckpt")
+    if not (checkpoints / "best.ckpt").exists():  # stopped before the first validation
+        shutil.copy(checkpoints / "last.ckpt", checkpoints / "best.ckpt")
+
+    summary = {
+        "best_dev_loss": round(float(best.best_model_score), 5) if best.best_model_score is not None else None,
+        "epochs": trainer.current_epoch, "steps": trainer.global_step,
+        "minutes_total": round(timer.time_elapsed("train") / 60, 2),
+        "minutes_this_run": round((time.monotonic() - started) / 60, 2),
+        "resumed": resume is not None,
+        "epoch_budget": epochs,
+        "target_tokens_seen": history.tokens,
+        "stopped_by": "early stopping" if trainer.current_epoch < epochs else "epoch budget",
+        "parameters": sum(p.numel() for p in task.parameters()),
+        "precision": precision.value,
+    }
+    if tuned:
+        summary["tuned"] = tuned
+    if overrides:
+        summary["overrides"] = overrides
+    if history.rows:
+        summary["best_dev_ppl"] = min(r.get("dev_ppl", float("inf")) for r in history.rows)
+        bleus = [r["dev_bleu"] for r in history.rows if "dev_bleu" in r]
+        if bleus:
+            summary["last_dev_bleu"] = bleus[-1]
+    reports = Path("reports/train") / corpus
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / f"{model}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    columns = ["epoch", "step", "tokens", "train_loss_epoch", "dev_loss", "dev_ppl", "dev_bleu", "lr", "minutes"]
+    with (reports / f"{model}.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history.rows)
+    if tracker:
+        for path in (checkpoints / "best.ckpt", reports / f"{model}.json", reports / f"{model}.csv"):
+            tracker.client.log_artifact(run_id, str(path), artifact_path="train")
+        tracker.finish(run_id)
+    return summary
+
+
+@stage_entry_point
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Train one model (see params.yaml: model, train).")
+    parser.add_argument("model", help="lm-<cell>, rnnenc-<cell> or rnnsearch-<cell>")
+    parser.add_argument("--corpus", choices=sorted(CORPORA), default="bible")
+    arguments = parser.parse_args()
+    params = load_params()
+    model_argument(arguments.model)
+    summary = train(arguments.model, arguments.corpus, params)
+    if summary:
+        print(f"trained {arguments.corpus}/{arguments.model}: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+
+
+if __name__ == "__main__":
+    main()

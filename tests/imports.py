@@ -1,0 +1,66 @@
+"""The project modules a module imports, transitively: what a DVC stage's code deps must cover.
+
+Read from the source with ``ast`` (imports inside functions included: the stages import slow
+libraries lazily, and those imports run all the same), so nothing is executed.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_PACKAGES = ("pipeline", "models")
+
+
+def module_file(module: str) -> Path | None:
+    """The file of a project module (a package's ``__init__.py``), None outside the project."""
+    if module.split(".")[0] not in PROJECT_PACKAGES:
+        return None
+    base = REPO.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported(path: Path, module: str) -> set[str]:
+    names = set()
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the package this file is in
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return names
+
+
+def project_imports(module: str) -> set[Path]:
+    """Files of ``module`` and of every project module it imports, directly or not, with the
+    ``__init__.py`` of each package on the way (importing a module runs them)."""
+    seen: set[str] = set()
+    files: set[Path] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = module_file(name)
+        if path is None:
+            continue
+        files.add(path)
+        parents = name.split(".")
+        todo += [".".join(parents[:i]) for i in range(1, len(parents))]
+        todo += sorted(_imported(path, name))
+    return files
+
+
+def has_code(path: Path) -> bool:
+    """False for a package ``__init__.py`` holding nothing but a docstring: importing it does nothing."""
+    body = ast.parse(path.read_text(encoding="utf-8")).body
+    return not all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in body)

