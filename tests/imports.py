@@ -64,3 +64,56 @@ def has_code(path: Path) -> bool:
     """False for a package ``__init__.py`` holding nothing but a docstring: importing it does nothing."""
     body = ast.parse(path.read_text(encoding="utf-8")).body
     return not all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in body)
+
+
+def project_modules() -> dict[str, Path]:
+    """Every module of the project packages, by dotted name."""
+    modules = {}
+    for root in PROJECT_PACKAGES:
+        for path in sorted((REPO / root).rglob("*.py")):
+            parts = path.relative_to(REPO).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module → the project modules it imports (lazily or not; a package counts as its ``__init__``)."""
+    modules = project_modules()
+    by_file = {path: name for name, path in modules.items()}
+    graph = {}
+    for name, path in modules.items():
+        targets = {by_file.get(module_file(imported)) for imported in _imported(path, name)}
+        graph[name] = {target for target in targets if target and target != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan): each is an import circle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in graph[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return found

