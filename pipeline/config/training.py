@@ -62,6 +62,8 @@ class TrainConfig(Section):
     # auto: bf16-mixed where the GPU/CPU computes bf16 natively, else 32 (pipeline/training/precision.py)
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"]
     max_epochs: int = Field(ge=1)  # the budget of a model that `epochs` gives none
+    # A step budget per model on top of the epochs (optimizer steps, all ranks together); None: epochs alone.
+    max_steps: Optional[int] = Field(ge=1)
     epochs: EpochBudget  # the budget by corpus and family (early stopping may end sooner)
     # A safety limit, not a budget: a run still training after this many minutes stops, saves
     # last.ckpt and fails the stage (run it again to continue).

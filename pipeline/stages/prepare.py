@@ -46,8 +46,9 @@ def _progress(iterable, description: str, total=None):
 
 
 def clean_and_route(source: Source, config: PrepareConfig,
-                    work: Path) -> tuple[Counter, Counter, set[str], dict, Counter]:
-    """Pass 1: repair, filter and route every pair to ``<split>.clean.tsv``."""
+                    work: Path) -> tuple[Counter, Counter, set[str], dict, Counter, dict]:
+    """Pass 1: repair, filter and route every pair to ``<split>.clean.tsv``. Test takes only the
+    primary pairing's pairs (one source version; the other target versions are its references)."""
     assignment = None
     if not source.predefined_splits:
         assignment = assign_groups(source.group_sizes(), config.split, config.seed)
@@ -56,10 +57,13 @@ def clean_and_route(source: Source, config: PrepareConfig,
     heldout: set[str] = set()
     routed = {split: 0 for split in SPLITS}
     missing_refs: Counter[str] = Counter({name: 0 for name in source.reference_names})
+    by_pairing: dict[str, Counter[str]] = {}
     with ExitStack() as stack:
         files = {s: stack.enter_context((work / f"{s}.clean.tsv").open("w", encoding="utf-8")) for s in SPLITS}
         for pair in _progress(source.pairs(), "clean", source.size_hint()):
             split = assignment[pair.group] if assignment is not None else pair.group
+            if split == "test" and not pair.primary:
+                continue
             src, tgt = repair(pair.src, repairs, source.repairs), repair(pair.tgt, repairs, source.repairs)
             reason = drop_reason(src, tgt, None if split == "test" else config.clean.max_len,
                                  config.clean.max_length_ratio, source.repairs)
@@ -74,9 +78,11 @@ def clean_and_route(source: Source, config: PrepareConfig,
                     missing_refs[name] += not ref
             files[split].write("\t".join([pair.key, src, tgt, *refs]) + "\n")
             routed[split] += 1
+            if pair.pairing:
+                by_pairing.setdefault(pair.pairing, Counter({s: 0 for s in SPLITS}))[split] += 1
             if split != "train":
                 heldout.add(heldout_key(src))
-    return dropped, repairs, heldout, routed, missing_refs
+    return dropped, repairs, heldout, routed, missing_refs, by_pairing
 
 
 def _read_clean(path: Path) -> Iterator[list[str]]:
@@ -159,7 +165,7 @@ def encode_split(split: str, total: int, work: Path, vocabularies: dict[str, Voc
 
 
 def prepare(source: Source, config: PrepareConfig, work: Path) -> dict:
-    dropped, repairs, heldout, routed, missing_refs = clean_and_route(source, config, work)
+    dropped, repairs, heldout, routed, missing_refs, by_pairing = clean_and_route(source, config, work)
     counts: dict[str, Counter] = {"src": Counter(), "tgt": Counter()}
     with ParallelTokenizer(config.src_lang, config.tgt_lang, config.tokenize.lowercase, config.workers) as tokenizer:
         # ``heldout`` (every dev and test source) is complete after pass 1: train's overlap filter uses it.
@@ -183,6 +189,8 @@ def prepare(source: Source, config: PrepareConfig, work: Path) -> dict:
              "vocab_size": {side: len(v) for side, v in vocabularies.items()}}
     if missing_refs:
         stats["test_references_missing"] = dict(missing_refs)
+    if by_pairing:  # pairs per version pairing and split, after cleaning (before train's overlap filter)
+        stats["pairings"] = {name: dict(counts) for name, counts in by_pairing.items()}
     (work / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     corpus = {"source": config.source, "src_lang": config.src_lang, "tgt_lang": config.tgt_lang,
               "lowercase": config.tokenize.lowercase, "vocab": config.tokenize.vocab,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import shutil
 import time
 from datetime import timedelta
@@ -38,7 +37,8 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     from models.names import parse_model_name
     from pipeline.training.build import build_task_and_data
     from pipeline.training.callbacks import EpochHistory, SafetyStop
-    from pipeline.training.checkpoints import fingerprint, resume_checkpoint, start_over
+    from pipeline.training.checkpoints import (fingerprint, is_rank_zero, resume_checkpoint, shared_resume,
+                                               start_over)
     from pipeline.training.dev_bleu import DevBleu
     from pipeline.training.precision import device_type
     from pipeline.training.precision import resolve as resolve_precision
@@ -63,9 +63,9 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     pl.seed_everything(config.seed, workers=True, verbose=False)
     torch.set_flush_denormal(True)  # denormal floats are ~100× slower on x86 CPUs (see pipeline.stages.evaluate)
     checkpoints = CORPORA[corpus].checkpoints / model
-    rank_zero = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    rank_zero = is_rank_zero()
     key = fingerprint(model, params, data_dir)
-    resume = resume_checkpoint(checkpoints, key) if rank_zero else None
+    resume = shared_resume(lambda: resume_checkpoint(checkpoints, key))  # the same on every DDP rank
 
     task, datamodule = build_task_and_data(model, data_dir, params)
     try:  # damaged prepared data stops here, before an MLflow run or checkpoint folder exists
@@ -98,7 +98,7 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     trainer = pl.Trainer(
         accelerator=config.accelerator, devices=config.devices,
         strategy="ddp" if config.devices > 1 else "auto", precision=config.precision,
-        max_epochs=epochs, use_distributed_sampler=False, callbacks=callbacks, logger=logger,
+        max_epochs=epochs, max_steps=config.max_steps or -1, use_distributed_sampler=False, callbacks=callbacks, logger=logger,
         num_sanity_val_steps=0, log_every_n_steps=10,
     )
     started = time.monotonic()
@@ -121,7 +121,8 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
         "resumed": resume is not None,
         "epoch_budget": epochs,
         "target_tokens_seen": history.tokens,
-        "stopped_by": "early stopping" if trainer.current_epoch < epochs else "epoch budget",
+        "stopped_by": ("step budget" if config.max_steps and trainer.global_step >= config.max_steps else
+                       "early stopping" if trainer.current_epoch < epochs else "epoch budget"),
         "parameters": sum(p.numel() for p in task.parameters()),
         "precision": precision.value,
     }

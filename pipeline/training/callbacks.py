@@ -44,7 +44,8 @@ class SafetyStop(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_index) -> None:
         if self.epoch is not None or not trainer.should_stop or self.timer.time_remaining("train") > 0:
             return
-        if batch_index + 1 >= trainer.num_training_batches and trainer.current_epoch + 1 >= trainer.max_epochs:
+        last_of_epochs = batch_index + 1 >= trainer.num_training_batches and trainer.current_epoch + 1 >= trainer.max_epochs
+        if last_of_epochs or 0 < trainer.max_steps <= trainer.global_step:
             return  # the limit came with the last batch of the budget: nothing was cut
         self.epoch = trainer.current_epoch
         trainer.save_checkpoint(self.path)

@@ -73,10 +73,11 @@ class ResumableLoader(DataLoader):
         self._batches_done = batches_done
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.batch_sampler.epoch, "batches_done": self._batches_done()}
+        return {"epoch": self.batch_sampler.epoch, "batches_done": self._batches_done(),
+                "world_size": self.batch_sampler.world_size}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.batch_sampler.resume(state["epoch"], state["batches_done"])
+        self.batch_sampler.resume(state["epoch"], state["batches_done"], state.get("world_size", 1))
 
 
 class PreparedDataModule(pl.LightningDataModule):

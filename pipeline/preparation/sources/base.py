@@ -12,6 +12,10 @@ class Pair:
     src: str
     tgt: str
     refs: tuple[Optional[str], ...] = ()  # the same target in other versions (extra test references); None: missing
+    # A source with several versions per side yields each verse once per pairing ("4-l"); only the
+    # primary pairing's pairs may go to test (one source version, scored against every reference).
+    pairing: str = ""
+    primary: bool = True
 
 
 class Source(Protocol):

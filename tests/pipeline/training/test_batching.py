@@ -58,3 +58,16 @@ def test_sentence_cap_as_in_the_papers_minibatch_of_80():
                                       batch_sentences=80)
     sizes = [len(batch) for batch in sampler]
     assert max(sizes) == 80 and sum(sizes) == 1000
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3, 4])
+def test_ranks_split_every_sentence_exactly_once_in_equal_steps(world_size):
+    """Batches are halved, not repeated, to even out the ranks: the dev loss summed over ranks
+    counts each sentence once, and an epoch trains on each sentence once on any number of devices."""
+    lengths = np.random.default_rng(3).integers(1, 30, size=257)
+    for shuffle in (False, True):
+        shares = [list(TokenBudgetBatchSampler(lengths, 120, shuffle, 5, rank, world_size))
+                  for rank in range(world_size)]
+        assert len({len(share) for share in shares}) == 1
+        seen = sorted(i for share in shares for batch in share for i in batch)
+        assert seen == list(range(len(lengths)))
