@@ -43,7 +43,7 @@ def run(folder: Path, corpus: str, model: str, epochs: list[int]) -> None:
     environment = dict(os.environ, PYTHONPATH=str(PROJECT))
     for budget in epochs:
         params["train"]["max_epochs"] = budget
-        params["train"]["epochs"] = {}  # max_epochs is the budget of every model
+        params["train"]["epochs"] = {"bible": {}, "synthetic": {}}  # max_epochs is the budget of every model
         (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         for stage in (["pipeline.stages.train", model, "--corpus", corpus], ["pipeline.stages.evaluate", "--corpus", corpus]):
             print(f"{budget} epochs: python -m {' '.join(stage)}", flush=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -181,6 +182,7 @@ def prepare(target: Path) -> None:
     (work / "params.yaml").write_text(yaml.safe_dump({**params, "profile": "gpu"}, sort_keys=False))
     subprocess.run([sys.executable, "-m", "pipeline.stages.prepare"], cwd=work, check=True,
                    env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    shutil.rmtree(target, ignore_errors=True)
     (work / "data/prepared").replace(target)
     bundle = target.with_name(target.name + ".tar.xz")
     with tarfile.open(bundle, "w:xz") as archive:

@@ -51,8 +51,9 @@ def run(size: int, workers: int) -> tuple[float, int]:
     with tempfile.TemporaryDirectory(prefix="prepare-scale-") as folder:
         project = Path(folder)
         write_replicated_corpus(project / "corpus.tsv", size)
-        params = {"prepare": {"source": "files", "files": {"tsv": "corpus.tsv"}, "workers": workers,
-                              "split": {"test_size": 2000, "dev_size": 1000}}}
+        params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))  # every setting, then ours
+        params["prepare"].update(source="files", workers=workers, split={"test_size": 2000, "dev_size": 1000})
+        params["prepare"]["files"].update(tsv="corpus.tsv")
         (project / "params.yaml").write_text(yaml.safe_dump(params))
         environment = dict(os.environ, PYTHONPATH=str(REPO), TQDM_DISABLE="1")
         start = time.perf_counter()

@@ -21,7 +21,7 @@ import shutil
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from pipeline.config import Params, load_params, model_argument, overlay
 from pipeline.data.corpora import CORPORA
@@ -73,6 +73,8 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     except FileNotFoundError as error:
         raise CORPORA[corpus].missing(error.filename) from None
     epochs = config.epochs.for_model(corpus, family, config.max_epochs)
+    # The step budget is the Bible corpus's: the controlled experiment keeps its calibrated epochs.
+    max_steps = config.max_steps if corpus == "bible" else None
     timer = Timer(duration=timedelta(minutes=config.time_limit_minutes), interval="step")  # safety only
     history = EpochHistory(timer)
     best = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="dev_loss", mode="min", save_top_k=1,
@@ -98,18 +100,19 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     trainer = pl.Trainer(
         accelerator=config.accelerator, devices=config.devices,
         strategy="ddp" if config.devices > 1 else "auto", precision=config.precision,
-        max_epochs=epochs, max_steps=config.max_steps or -1, use_distributed_sampler=False, callbacks=callbacks, logger=logger,
-        num_sanity_val_steps=0, log_every_n_steps=10,
+        max_epochs=epochs, max_steps=max_steps or -1, use_distributed_sampler=False, callbacks=callbacks, logger=logger,
+        num_sanity_val_steps=0, log_every_n_steps=10, **validation_schedule(max_steps),
     )
     started = time.monotonic()
     trainer.fit(task, datamodule, ckpt_path=resume)
+    if safety.epoch is None:  # (else last.ckpt is where the safety limit stopped)
+        trainer.save_checkpoint(checkpoints / "last.ckpt")  # on every rank: it ends in a barrier
     if not trainer.is_global_zero:
         return {}
-    if safety.epoch is not None:  # last.ckpt is where it stopped
+    if safety.epoch is not None:
         raise UserError(f"{corpus}/{model}: stopped by the safety limit train.time_limit_minutes="
                         f"{config.time_limit_minutes:g} in epoch {safety.epoch + 1} of {epochs}; "
                         f"run the stage again to continue from {checkpoints / 'last.ckpt'}, or raise the limit")
-    trainer.save_checkpoint(checkpoints / "last.ckpt")
     if not (checkpoints / "best.ckpt").exists():  # stopped before the first validation
         shutil.copy(checkpoints / "last.ckpt", checkpoints / "best.ckpt")
 
@@ -121,7 +124,7 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
         "resumed": resume is not None,
         "epoch_budget": epochs,
         "target_tokens_seen": history.tokens,
-        "stopped_by": ("step budget" if config.max_steps and trainer.global_step >= config.max_steps else
+        "stopped_by": ("step budget" if max_steps and trainer.global_step >= max_steps else
                        "early stopping" if trainer.current_epoch < epochs else "epoch budget"),
         "parameters": sum(p.numel() for p in task.parameters()),
         "precision": precision.value,
@@ -148,6 +151,16 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
             tracker.client.log_artifact(run_id, str(path), artifact_path="train")
         tracker.finish(run_id)
     return summary
+
+
+def validation_schedule(max_steps: Optional[int]) -> dict[str, Any]:
+    """Trainer settings for when to validate: at every epoch's end, or, under a step budget (which
+    may end mid-epoch, where Lightning would never validate), every quarter of the budget counted
+    across epochs, so the last validation falls on the last step (dev loss, best.ckpt, dev BLEU)."""
+    if not max_steps:
+        return {}
+    every = next(d for d in range(max(max_steps // 4, 1), 0, -1) if max_steps % d == 0)
+    return {"check_val_every_n_epoch": None, "val_check_interval": every}
 
 
 @stage_entry_point

@@ -50,8 +50,9 @@ def even_out(batches: list[np.ndarray], world_size: int) -> list[np.ndarray]:
     batches = list(batches)
     while len(batches) % world_size:
         largest = max(range(len(batches)), key=lambda i: (len(batches[i]), -i))
-        if len(batches[largest]) < 2:
-            return batches + batches[: world_size - len(batches) % world_size]
+        if len(batches[largest]) < 2:  # one sentence per batch already: fewer sentences than ranks
+            missing = world_size - len(batches) % world_size
+            return batches + [batches[i % len(batches)] for i in range(missing)]
         half = len(batches[largest]) // 2
         batches[largest : largest + 1] = [batches[largest][:half], batches[largest][half:]]
     return batches

@@ -13,7 +13,7 @@ from pipeline.config import Params
 from pipeline.errors import UserError
 
 # Settings that only say how long or where to train: changing them continues a run, not restarts it.
-CONTINUABLE = {"max_epochs", "max_steps", "epochs", "time_limit_minutes", "early_stopping_patience", "accelerator", "devices",
+CONTINUABLE = {"max_epochs", "epochs", "time_limit_minutes", "early_stopping_patience", "accelerator", "devices",
                "num_workers", "checkpoint_every_minutes", "dev_bleu_every", "dev_bleu_sentences",
                "use_tuned"}  # use_tuned: the tuned values themselves are part of the fingerprint
 RESUME_FROM = "BOTTLENECK_RESUME_FROM"  # rank 0's choice of checkpoint, read by the other DDP ranks
@@ -57,13 +57,17 @@ def start_over(directory: Path, key: str) -> None:
 
 
 def is_rank_zero() -> bool:
-    """Whether this process is DDP rank 0 (or the only one): Lightning sets the ranks it launches."""
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    """Whether this process is global rank 0 (or the only one), as Lightning reads it from the
+    launcher's environment (RANK, LOCAL_RANK, SLURM_PROCID, …) before any Trainer exists."""
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def shared_resume(decide: Callable[[], Optional[Path]]) -> Optional[Path]:
     """The checkpoint every rank resumes from: rank 0 ``decide``s, and Lightning launches the other
-    DDP ranks from inside ``fit`` with rank 0's environment, so they read its choice. (Were only
+    DDP ranks from inside ``fit`` with rank 0's environment, so they read its choice (the stage is
+    started as one process, `python -m pipeline.stages.train`, not by torchrun). (Were only
     rank 0 to resume, the others would restart at epoch 0 with fresh optimizer state and another
     shuffle; were each to decide, a folder rank 0 had just cleared could answer differently.)"""
     if is_rank_zero():

@@ -35,7 +35,7 @@ CONFIG, DATA = 2, 1  # exit codes: ConfigError, any other UserError
 PREPARED = "prepared"  # the case is not an error: the stage must succeed (checked by the case itself)
 CKPT = "checkpoints/bible/rnnsearch-gru/best.ckpt"
 
-# The census: case id → stage as run (args after `python -m pipeline.`) → fragments of the one-line
+# The census: case id → stage as run (args after `python -m pipeline.stages.`) → fragments of the one-line
 # error (all must appear), exit code. A tuple inside the fragments means "any one of these".
 CENSUS: list[tuple[str, str, list, int | str]] = [
     # --- params.yaml (checked before any work) ---------------------------------------------------------
@@ -468,7 +468,7 @@ def split_sides_differ(project, request):
 
 # The MLflow store. Tests run as root, whom chmod does not stop, so a read-only store is simulated by
 # what fails for root too: mlflow.db that is a directory, one that is not an SQLite file, and a store
-# under /sys, where no one can create a file. (pipeline/tracking.py also refuses a store that
+# under /sys, where no one can create a file. (pipeline/tracking/store.py also refuses a store that
 # os.access says is read-only: a chmod for other users, a read-only mount for root; not run here.)
 def mlflow_project(project, **mlflow):
     tiny_project(project)

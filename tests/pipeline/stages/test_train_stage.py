@@ -63,6 +63,18 @@ def test_a_step_budget_stops_training_mid_epoch(project):
     assert result.returncode == 0, result.stderr[-2000:]
     summary = read_summary(project, "lm-gru")
     assert summary["steps"] == 5 and summary["stopped_by"] == "step budget"
+    # Lightning validates only at an epoch's end; under a step budget it validates on the last step.
+    assert summary["best_dev_loss"] is not None and summary["best_dev_ppl"] < float("inf")
+
+
+def test_two_ddp_processes_train_through_the_stage(project):
+    """devices: 2 (gloo on CPU): every rank joins the final checkpoint, rank 0 writes the report."""
+    tiny_project(project, devices=2, accelerator="cpu", max_epochs=1)
+    result = run_stage(project, "train", "rnnenc-gru")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = read_summary(project, "rnnenc-gru")
+    assert summary["epochs"] == 1 and summary["best_dev_loss"] is not None
+    assert {p.name for p in (project / "checkpoints/bible/rnnenc-gru").iterdir()} >= {"best.ckpt", "last.ckpt"}
 
 
 def test_sigkill_mid_epoch_then_resume_finishes(project):

@@ -71,3 +71,8 @@ def test_ranks_split_every_sentence_exactly_once_in_equal_steps(world_size):
         assert len({len(share) for share in shares}) == 1
         seen = sorted(i for share in shares for batch in share for i in batch)
         assert seen == list(range(len(lengths)))
+
+
+def test_fewer_sentences_than_ranks_still_gives_every_rank_a_batch():
+    shares = [list(TokenBudgetBatchSampler(np.array([3, 5]), 100, False, 0, rank, 4)) for rank in range(4)]
+    assert [len(share) for share in shares] == [1, 1, 1, 1]
