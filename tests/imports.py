@@ -23,7 +23,7 @@ def module_file(module: str) -> Path | None:
     return None
 
 
-def _imported(path: Path, module: str) -> set[str]:
+def imported_names(path: Path, module: str) -> set[str]:
     names = set()
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
@@ -56,7 +56,7 @@ def project_imports(module: str) -> set[Path]:
         files.add(path)
         parents = name.split(".")
         todo += [".".join(parents[:i]) for i in range(1, len(parents))]
-        todo += sorted(_imported(path, name))
+        todo += sorted(imported_names(path, name))
     return files
 
 
@@ -82,7 +82,7 @@ def import_graph() -> dict[str, set[str]]:
     by_file = {path: name for name, path in modules.items()}
     graph = {}
     for name, path in modules.items():
-        targets = {by_file.get(module_file(imported)) for imported in _imported(path, name)}
+        targets = {by_file.get(module_file(imported)) for imported in imported_names(path, name)}
         graph[name] = {target for target in targets if target and target != name}
     return graph
 

@@ -5,7 +5,7 @@ import re
 
 import yaml
 
-from tests.imports import REPO, _imported, cycles, import_graph, project_modules
+from tests.imports import REPO, cycles, import_graph, imported_names, project_modules
 
 MAX_LINES = 300
 
@@ -22,16 +22,17 @@ def test_models_are_plain_pytorch():
     """models/ holds nn.Modules and search: no Lightning, nothing of the pipeline."""
     for name, path in project_modules().items():
         if name.startswith("models"):
-            imported = _imported(path, name)
+            imported = imported_names(path, name)
             assert not [m for m in imported if m.split(".")[0] in ("pytorch_lightning", "lightning", "pipeline")], name
 
 
 def test_stages_and_commands_are_entry_points_nothing_imports():
-    entry_points = [name for name in project_modules() if re.match(r"pipeline\.(stages|commands)\.\w+$", name)]
+    modules = project_modules()
+    entry_points = [name for name in modules if re.match(r"pipeline\.(stages|commands)\.\w+$", name)]
     assert {name.rsplit(".", 1)[1] for name in entry_points} == {
         "prepare", "tune", "train", "evaluate", "probe", "report", "ui", "submit"}
     for name in entry_points:
-        source = project_modules()[name].read_text(encoding="utf-8")
+        source = modules[name].read_text(encoding="utf-8")
         assert "def main()" in source and 'if __name__ == "__main__":' in source, name
     importers = {module: sorted(set(entry_points) & targets) for module, targets in import_graph().items()}
     assert {module: found for module, found in importers.items() if found} == {}

@@ -192,7 +192,7 @@ def main() -> None:
                         help="bible: data/prepared → reports/; synthetic: data/synthetic → reports/synthetic/")
     corpus = parser.parse_args().corpus
     params = load_params()  # validated before any work
-    models = params.experiments.synthetic_models if corpus == "synthetic" else params.experiments.models
+    models = getattr(params.experiments, CORPORA[corpus].models_key)
     metrics = evaluate(corpus, list(models), params.evaluate)
     reports = CORPORA[corpus].reports
     with (reports / "bleu_by_length.csv").open(newline="", encoding="utf-8") as handle:

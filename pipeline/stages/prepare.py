@@ -16,7 +16,7 @@ import json
 import shutil
 import sys
 import tempfile
-from collections import Counter
+from collections import Counter, defaultdict
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Iterator
@@ -46,7 +46,7 @@ def _progress(iterable, description: str, total=None):
 
 
 def clean_and_route(source: Source, config: PrepareConfig,
-                    work: Path) -> tuple[Counter, Counter, set[str], dict, Counter, dict]:
+                    work: Path) -> tuple[Counter, Counter, set[str], dict, Counter, defaultdict]:
     """Pass 1: repair, filter and route every pair to ``<split>.clean.tsv``. Test takes only the
     primary pairing's pairs (one source version; the other target versions are its references)."""
     assignment = None
@@ -57,7 +57,7 @@ def clean_and_route(source: Source, config: PrepareConfig,
     heldout: set[str] = set()
     routed = {split: 0 for split in SPLITS}
     missing_refs: Counter[str] = Counter({name: 0 for name in source.reference_names})
-    by_pairing: dict[str, Counter[str]] = {}
+    by_pairing: defaultdict[str, Counter[str]] = defaultdict(Counter)
     with ExitStack() as stack:
         files = {s: stack.enter_context((work / f"{s}.clean.tsv").open("w", encoding="utf-8")) for s in SPLITS}
         for pair in _progress(source.pairs(), "clean", source.size_hint()):
@@ -79,7 +79,7 @@ def clean_and_route(source: Source, config: PrepareConfig,
             files[split].write("\t".join([pair.key, src, tgt, *refs]) + "\n")
             routed[split] += 1
             if pair.pairing:
-                by_pairing.setdefault(pair.pairing, Counter({s: 0 for s in SPLITS}))[split] += 1
+                by_pairing[pair.pairing][split] += 1
             if split != "train":
                 heldout.add(heldout_key(src))
     return dropped, repairs, heldout, routed, missing_refs, by_pairing
@@ -190,7 +190,7 @@ def prepare(source: Source, config: PrepareConfig, work: Path) -> dict:
     if missing_refs:
         stats["test_references_missing"] = dict(missing_refs)
     if by_pairing:  # pairs per version pairing and split, after cleaning (before train's overlap filter)
-        stats["pairings"] = {name: dict(counts) for name, counts in by_pairing.items()}
+        stats["pairings"] = {name: {split: counts[split] for split in SPLITS} for name, counts in by_pairing.items()}
     (work / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     corpus = {"source": config.source, "src_lang": config.src_lang, "tgt_lang": config.tgt_lang,
               "lowercase": config.tokenize.lowercase, "vocab": config.tokenize.vocab,

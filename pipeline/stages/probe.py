@@ -161,7 +161,7 @@ def main() -> None:
                         help="bible: data/prepared → reports/; synthetic: data/synthetic → reports/synthetic/")
     corpus = parser.parse_args().corpus
     params = load_params()  # validated before any work
-    models = params.experiments.synthetic_models if corpus == "synthetic" else params.experiments.models
+    models = getattr(params.experiments, CORPORA[corpus].models_key)
     results = probe(corpus, list(models))
     log_probe(params.mlflow, corpus, results, CORPORA[corpus].reports / FIGURE)
 
