@@ -61,7 +61,8 @@ def _flat(prefix: str, value) -> dict[str, str]:
 
 def finish_pipeline(config: MlflowConfig, params: dict, experiments: dict[str, Path]) -> str:
     """The report stage's last step: the pipeline's run gets params, the claim's numbers of both
-    experiments (``<corpus>_<decoder>_<cell>_<key>``, ``shown`` as 0/1, the verdict as a tag), the
+    experiments (``<corpus>_<decoder>_<cell>_<key>``, ``shown`` as 0/1, the verdict and what the fixed vector
+    loses as tags), the
     BLEU-by-length figures and a table of every model × bucket, then ends FINISHED; the saved view
     that `make ui` opens is pointed at this pipeline's runs. ``experiments``: corpus → reports folder."""
     import csv
@@ -86,6 +87,7 @@ def finish_pipeline(config: MlflowConfig, params: dict, experiments: dict[str, P
                     if isinstance(value, (bool, int, float)):
                         metrics.append(Metric(f"{corpus}_{decoder}_{cell}_{name}", float(value), now, 0))
                 tracker.client.set_tag(run_id, f"verdict.{corpus}.{decoder}.{cell}", tested.get("verdict", ""))
+                tracker.client.set_tag(run_id, f"lost.{corpus}.{decoder}.{cell}", tested.get("lost", ""))
         with (folder / "bleu_by_length.csv").open(newline="") as handle:
             rows += [{"corpus": corpus, **row} for row in csv.DictReader(handle)]
         figure = folder / "figures" / "bleu_by_length.png"

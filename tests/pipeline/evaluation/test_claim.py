@@ -10,7 +10,8 @@ import pytest
 import sacrebleu
 
 from pipeline.evaluation.bleu_by_length import bleu_from_statistics, bleu_nobp, bucket_scores, make_bleu, sentence_statistics
-from pipeline.evaluation.claim import BP_AT_LEAST, HOLD_AT_LEAST, KEYS, LONG, SHORT, judge, pair_claim
+from pipeline.evaluation.claim import KEYS, LONG, SHORT, judge, pair_claim
+from pipeline.evaluation.losses import BP_AT_LEAST, KEEPS, LENGTH, ORDER, OVER, WORDS
 from pipeline.data.length_buckets import BUCKET_LABELS
 
 SHORT_INDEX, LONG_INDEX = BUCKET_LABELS.index(SHORT), BUCKET_LABELS.index(LONG)
@@ -18,24 +19,26 @@ SAMPLES, SEED = 200, 1234
 
 
 def sentences(n: int, precision: float, length: int, ref_len: int | None = None, noise: float = 0.02,
-              seed: int = 0) -> np.ndarray:
-    """n statistics rows of ``length``-token hypotheses whose n-gram precisions are all about ``precision``
-    (± ``noise`` per sentence), against references of ``ref_len`` tokens (default: as long)."""
+              p1: float | None = None, seed: int = 0) -> np.ndarray:
+    """n statistics rows of ``length``-token hypotheses whose n-gram precisions are about ``precision``
+    (unigrams: ``p1`` when given; ± ``noise`` per sentence), against references of ``ref_len`` tokens
+    (default: as long)."""
     rng = np.random.default_rng(seed)
     rows = np.zeros((n, 10), dtype=np.int64)
     rows[:, 0], rows[:, 1] = length, ref_len or length
     for i in range(n):
-        p = float(np.clip(precision + noise * rng.standard_normal(), 0.0, 1.0))
+        shift = noise * rng.standard_normal()
         for k in range(4):
+            p = float(np.clip((p1 if k == 0 and p1 is not None else precision) + shift, 0.0, 1.0))
             total = length - k
             rows[i, 2 + k], rows[i, 6 + k] = round(p * total), total
     return rows
 
 
-def experiment(enc_short: dict, enc_long: dict, search_short: dict, search_long: dict):
+def experiment(enc_short: dict, enc_long: dict, search_short: dict, search_long: dict, seed: int = 0):
     """(rnnenc statistics, rnnsearch statistics, buckets): the short bucket's sentences, then the long one's."""
-    enc = np.vstack([sentences(**enc_short, seed=1), sentences(**enc_long, seed=2)])
-    search = np.vstack([sentences(**search_short, seed=3), sentences(**search_long, seed=4)])
+    enc = np.vstack([sentences(**enc_short, seed=seed + 1), sentences(**enc_long, seed=seed + 2)])
+    search = np.vstack([sentences(**search_short, seed=seed + 3), sentences(**search_long, seed=seed + 4)])
     assert enc_short["n"] == search_short["n"] and enc_long["n"] == search_long["n"]  # the same test sentences
     buckets = np.array([SHORT_INDEX] * enc_short["n"] + [LONG_INDEX] * enc_long["n"])
     return enc, search, buckets
@@ -45,19 +48,28 @@ def spec(precision, length, n=120, **more):
     return dict(n=n, precision=precision, length=length, **more)
 
 
-CASES = {  # name: (rnnenc 10-19, rnnenc 40-49, rnnsearch 10-19, rnnsearch 40-49), shown, words in the verdict
-    "shown": ((spec(0.6, 15), spec(0.3, 45), spec(0.8, 15), spec(0.8, 45)), True,
-              ["bottleneck shown", "rnnenc-gru's precision falls", "rnnsearch-gru's holds", "not brevity"]),
-    "brevity only": ((spec(0.6, 15), spec(0.6, 30, ref_len=45), spec(0.8, 15), spec(0.8, 45)), False,
-                     ["not shown", "rnnenc-gru's precision does not fall",
-                      f"rnnenc-gru's brevity penalty is below {BP_AT_LEAST} at {LONG} (0.61): the fall is brevity"]),
-    "attention falls too": ((spec(0.6, 15), spec(0.3, 45), spec(0.8, 15), spec(0.6, 45)), False,
-                            ["not shown", "attention does not hold", "rnnsearch-gru's precision falls too",
-                             f"is below {HOLD_AT_LEAST}, 95% CI"]),
+HOLDS = (spec(0.8, 15), spec(0.8, 45))  # attention: the same precision at both lengths
+CASES = {  # name: (rnnenc 10-19, rnnenc 40-49, rnnsearch 10-19, rnnsearch 40-49), shown, lost, words in the verdict
+    "words lost": ((spec(0.6, 15), spec(0.3, 45), *HOLDS), True, [WORDS],
+                   ["bottleneck shown", "rnnenc-gru's precision falls", "rnnsearch-gru's holds",
+                    "rnnenc-gru loses words (its unigram precision falls: r_p1 = 0.50", "its length holds"]),
+    "order lost": ((spec(0.6, 15, p1=0.98), spec(0.2, 45, p1=0.96), *HOLDS), True, [ORDER],
+                   ["bottleneck shown", "rnnenc-gru loses word order (its unigram precision holds, r_p1 = 0.97",
+                    "while its 4-gram precision falls, r_p4 = 0.34"]),
+    "brevity only": ((spec(0.6, 15), spec(0.6, 30, ref_len=45), *HOLDS), False, [LENGTH],
+                     ["not shown", "rnnenc-gru's precision does not fall below 0.85 with confidence",
+                      "no loss of content is shown for rnnenc-gru", "rnnenc-gru loses length (its brevity penalty "
+                      "at the long bucket falls: BP = 0.61"]),
+    "order and length": ((spec(0.6, 15, p1=0.98), spec(0.2, 36, ref_len=45, p1=0.96), *HOLDS), True, [ORDER, LENGTH],
+                         ["bottleneck shown", "loses word order", "and length (its brevity penalty"]),
+    "over-generation": ((spec(0.6, 15), spec(0.4, 60, ref_len=45), *HOLDS), False, [WORDS, OVER],
+                        ["not shown", "rnnenc-gru over-generates at 40-49 words", "hyp/ref ratio = 1.33"]),
+    "attention falls too": ((spec(0.6, 15), spec(0.3, 45), spec(0.8, 15), spec(0.6, 45)), False, [WORDS],
+                            ["not shown", "attention does not hold: rnnsearch-gru's precision is not at least 0.85"]),
     "overlapping interval": ((spec(0.6, 15, n=3, noise=0.3), spec(0.5, 45, n=3, noise=0.3),
-                              spec(0.6, 15, n=3, noise=0.3), spec(0.6, 45, n=3, noise=0.3)), False,
+                              spec(0.6, 15, n=3, noise=0.3), spec(0.6, 45, n=3, noise=0.3)), False, None,
                              ["not shown", "the 95% interval of the difference r_search − r_enc includes 0"]),
-    "attention keeps less": ((spec(0.3, 15), spec(0.6, 45), spec(0.8, 15), spec(0.5, 45)), False,
+    "attention keeps less": ((spec(0.3, 15), spec(0.6, 45), spec(0.8, 15), spec(0.5, 45)), False, [],
                              ["not shown", "the 95% interval of the difference r_search − r_enc lies below 0: "
                               "attention keeps less of its precision than the fixed vector"]),
 }
@@ -65,24 +77,63 @@ CASES = {  # name: (rnnenc 10-19, rnnenc 40-49, rnnsearch 10-19, rnnsearch 40-49
 
 @pytest.mark.parametrize("name", CASES)
 def test_verdict(name):
-    specs, shown, words = CASES[name]
+    specs, shown, losses, words = CASES[name]
     enc, search, buckets = experiment(*specs)
     result = pair_claim("gru", enc, search, buckets, SAMPLES, SEED)
     assert result.shown is shown, result.verdict
+    if losses is not None:
+        assert list(result.lost) == losses, result.verdict
     for word in words:
         assert word in result.verdict, result.verdict
-    if name == "shown":
-        assert result.r_enc.high < 1 <= result.r_search.high and result.diff.low > 0
+    if name == "words lost":
+        assert result.r_enc.high < KEEPS <= result.r_search.low and result.diff.low > 0
         assert result.r_enc.value == pytest.approx(0.5, abs=0.05)
         assert result.r_search.value == pytest.approx(1, abs=0.05)
-        assert result.bp_enc_short == result.bp_enc_long == 1.0
-    if name == "attention falls too":  # the only failed condition: the fixed vector does fall, not by brevity
-        assert result.verdict.count(";") == 0 and result.diff.low > 0 and result.r_enc.high < 1
+        assert result.bp_enc_short == result.parts.bp_long.value == 1.0 and result.seeds == 1
+    if name == "attention falls too":  # the only failed condition: the fixed vector does fall, in content
+        assert result.verdict.split(". ")[0].count(";") == 0 and result.diff.low > 0 and result.r_enc.high < 1
     if name == "brevity only":
-        assert result.bp_enc_long == pytest.approx(math.exp(1 - 45 / 30))
-        assert result.r_enc.low < 1 < result.r_enc.high
-    for interval in (result.r_enc, result.r_search, result.diff):
-        assert interval.low <= interval.value <= interval.high
+        assert result.parts.bp_long.value == pytest.approx(math.exp(1 - 45 / 30))
+        assert result.parts.bp_long.high < BP_AT_LEAST and result.r_enc.low < 1 < result.r_enc.high
+    for found in result.intervals().values():
+        assert found.low <= found.value <= found.high
+
+
+def seeded(*specs_by_seed):
+    """(S, N, 10) statistics of both models from one CASES spec per training seed."""
+    runs = [experiment(*specs, seed=10 * k) for k, specs in enumerate(specs_by_seed)]
+    return np.stack([r[0] for r in runs]), np.stack([r[1] for r in runs]), runs[0][2]
+
+
+def test_seeds_widen_the_interval_and_must_each_agree():
+    words, order = CASES["words lost"][0], CASES["order lost"][0]
+    enc, search, buckets = seeded(words, words, words)
+    three = pair_claim("gru", enc, search, buckets, SAMPLES, SEED, seed_names=["1234", "1", "2"])
+    assert three.shown and three.seeds == 3 and list(three.per_seed) == ["1234", "1", "2"]
+    assert "bottleneck shown on each of 3 training seeds and pooled" in three.verdict
+    assert all(claim.shown for claim in three.per_seed.values())
+    # Training variance: seeds that differ (one fixed vector keeps more) widen r_enc's interval.
+    milder = (spec(0.6, 15), spec(0.45, 45), *HOLDS)
+    enc_varied, search_varied, _ = seeded(words, milder, words)
+    varied = pair_claim("gru", enc_varied, search_varied, buckets, SAMPLES, SEED)
+    width = lambda i: i.high - i.low  # noqa: E731
+    assert width(varied.r_enc) > 2 * width(three.r_enc)
+    # One seed on which the fixed vector does not fall: not shown, and the verdict names the seed.
+    flat = (spec(0.6, 15), spec(0.6, 45), *HOLDS)
+    enc_bad, search_bad, _ = seeded(order, order, flat)
+    disagree = pair_claim("gru", enc_bad, search_bad, buckets, SAMPLES, SEED)
+    assert not disagree.shown and not disagree.per_seed["3"].shown
+    assert "the seeds disagree: not shown on seed 3 of 3" in disagree.verdict
+    entry = judge({"beam": {"rnnenc-gru": enc_bad, "rnnsearch-gru": search_bad}}, buckets, SAMPLES, SEED)["beam"]["gru"]
+    assert entry["seeds"] == 3 and entry["per_seed"]["3"]["shown"] is False and entry["per_seed"]["1"]["shown"]
+
+
+def test_one_seed_resamples_as_before():
+    """(1, N, 10) and (N, 10) are the same experiment: identical intervals, no per-seed entries."""
+    enc, search, buckets = experiment(*CASES["order lost"][0])
+    flat = pair_claim("gru", enc, search, buckets, SAMPLES, SEED)
+    stacked = pair_claim("gru", enc[None], search[None], buckets, SAMPLES, SEED)
+    assert flat == stacked and flat.per_seed == {}
 
 
 def test_bleu_nobp_is_bleu_over_brevity_penalty():
@@ -120,7 +171,7 @@ def test_the_resample_is_paired_across_the_two_models():
 
 
 def test_ratios_match_the_bucket_scores():
-    enc, search, buckets = experiment(*CASES["shown"][0])
+    enc, search, buckets = experiment(*CASES["words lost"][0])
     metric = make_bleu(False)
     result = pair_claim("gru", enc, search, buckets, SAMPLES, SEED, metric)
     for stats, ratio in ((enc, result.r_enc.value), (search, result.r_search.value)):
@@ -129,7 +180,7 @@ def test_ratios_match_the_bucket_scores():
 
 
 def test_metrics_entries_and_pairs_that_cannot_be_tested():
-    enc, search, buckets = experiment(*CASES["shown"][0])
+    enc, search, buckets = experiment(*CASES["words lost"][0])
     claim = judge({"beam": {"lm-gru": enc[:, :0], "rnnenc-gru": enc, "rnnsearch-gru": search, "rnnsearch-lstm": search,
                             "rnnenc-rnn": enc, "rnnsearch-rnn": search},
                    "greedy": {"rnnenc-gru": enc, "rnnsearch-gru": search}}, buckets, SAMPLES, SEED)
@@ -161,7 +212,7 @@ def _claim_metrics(*case_names: str) -> dict:
     return out
 
 
-@pytest.mark.parametrize("beam, greedy", [("shown", "brevity only"), ("brevity only", "shown"),
+@pytest.mark.parametrize("beam, greedy", [("order lost", "brevity only"), ("brevity only", "words lost"),
                                           ("attention falls too", "overlapping interval")])
 def test_report_claim_section_and_headline(tmp_path, monkeypatch, beam, greedy):
     from pipeline.reporting import sections as report
@@ -172,8 +223,9 @@ def test_report_claim_section_and_headline(tmp_path, monkeypatch, beam, greedy):
     monkeypatch.chdir(tmp_path)
     headline = report.headline()
     entry = claim["beam"]["gru"]  # the headline is beam search's
-    if beam == "shown":
+    if beam == "order lost":
         assert "bottleneck shown" in headline and "not shown" not in headline
+        assert "What the fixed vector loses is word order" in headline
         assert f"{entry['diff']:.2f} [{entry['diff_low']:.2f}, {entry['diff_high']:.2f}]" in headline
     else:
         assert "bottleneck shown" not in headline and entry["verdict"] in headline
@@ -185,7 +237,7 @@ def test_report_claim_section_and_headline(tmp_path, monkeypatch, beam, greedy):
         row = lines[i + 2]
         entry = claim[decoder]["gru"]
         assert row.startswith("| `gru` | ") and ("**shown**" in row) is entry["shown"]
-        assert f"| {entry['bp_enc_short']:.2f} | {entry['bp_enc_long']:.2f} |" in row
+        assert f"[{entry['bp_enc_long_low']:.2f}, {entry['bp_enc_long_high']:.2f}] | {entry['lost']} | 1 |" in row
     for decoder in ("beam", "greedy"):
         verdict = claim[decoder]["gru"]["verdict"]
         assert f"**Measured:** `rnnenc-gru` vs `rnnsearch-gru`, {decoder} search: {verdict}." in lines
