@@ -9,13 +9,14 @@ cross-checks, never a second default.
     data.py      prepare / synthetic: sources, split, cleaning, tokenization
     training.py  model / train
     sweeps.py    tune / cluster / experiments, and which keys a sweep may set
-    params.py    the whole file, evaluate / mlflow, ``overlay``
+    params.py    the whole file, evaluate / mlflow, ``overlay``, ``controlled_experiment``
     loading.py   YAML → Params with one-line errors, profiles
 """
 from pipeline.config.data import (CleanConfig, FilesSource, PrepareConfig, SonofmanSource, SplitConfig,
                                   SyntheticSource, TokenizeConfig, Wmt14Source)
 from pipeline.config.loading import PARAMS_FILE, apply_profile, load_params, validate_params
-from pipeline.config.params import EvaluateConfig, MlflowConfig, Params, model_argument, overlay
+from pipeline.config.params import (EvaluateConfig, MlflowConfig, Params, controlled_experiment, model_argument,
+                                    overlay)
 from pipeline.config.section import REPAIR_NAMES
 from pipeline.config.sweeps import ClusterConfig, Dimension, ExperimentsConfig, TuneConfig, TuneResources
 from pipeline.config.training import EpochBudget, FamilyEpochs, ModelConfig, TrainConfig
@@ -24,5 +25,5 @@ __all__ = [
     "CleanConfig", "ClusterConfig", "Dimension", "EpochBudget", "EvaluateConfig", "ExperimentsConfig", "FamilyEpochs",
     "FilesSource", "MlflowConfig", "ModelConfig", "PARAMS_FILE", "Params", "PrepareConfig", "REPAIR_NAMES",
     "SonofmanSource", "SplitConfig", "SyntheticSource", "TokenizeConfig", "TrainConfig", "TuneConfig", "TuneResources",
-    "Wmt14Source", "apply_profile", "load_params", "model_argument", "overlay", "validate_params",
+    "Wmt14Source", "apply_profile", "controlled_experiment", "load_params", "model_argument", "overlay", "validate_params",
 ]

@@ -78,8 +78,17 @@ def validate_params(raw: Any, source: str = str(PARAMS_FILE)) -> Params:
         raise ConfigError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
     name = raw.get("profile", "default")
     overlay_of = raw.get("profiles") if isinstance(raw.get("profiles"), dict) else {}
+    unprofiled = {key: value for key, value in raw.items() if key not in ("profile", "profiles")}
     raw = apply_profile(raw, source)
     profile = (name, overlay_of[name]) if name != "default" else None
+    params = _validated(raw, source, profile)
+    if profile is not None:  # the top level alone must be valid too: the controlled experiment uses it
+        base = _validated(unprofiled, source, None)
+        params._profile_free = (base.model, base.train)
+    return params
+
+
+def _validated(raw: dict[str, Any], source: str, profile: Optional[tuple[str, dict]]) -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as error:

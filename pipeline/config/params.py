@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from models.names import parse_model_name
 from pipeline.config.data import PrepareConfig
@@ -39,6 +39,9 @@ class Params(Section):
     tune: TuneConfig
     cluster: ClusterConfig
     mlflow: MlflowConfig
+    # The model and train sections as params.yaml's top level has them, before a profile is laid over
+    # (None without a profile): the controlled experiment's calibrated sizes (controlled_experiment).
+    _profile_free: Optional[tuple[ModelConfig, TrainConfig]] = PrivateAttr(default=None)
 
 
 def overlay(params: Params, settings: dict[str, Any]) -> Params:
@@ -48,6 +51,26 @@ def overlay(params: Params, settings: dict[str, Any]) -> Params:
         section, _, field = key.partition(".")
         raw[section][field] = value
     return Params.model_validate(raw)
+
+
+# What a profile may change of the controlled experiment: where and how fast it runs, never what it is
+# (sizes, learning rate, budget and batches stay as calibrated at the top level of params.yaml).
+WHERE_IT_RUNS = ("accelerator", "devices", "num_nodes", "precision", "num_workers", "time_limit_minutes",
+                 "checkpoint_every_minutes")
+
+
+def controlled_experiment(params: Params) -> Params:
+    """The synthetic experiment's params: the top-level model and train sections even under a profile
+    (its ``WHERE_IT_RUNS`` keys excepted), then ``experiments.synthetic_overrides`` laid over them.
+
+    A profile that means to change the controlled experiment says so in its own
+    ``experiments.synthetic_overrides``; model sizes calibrated for 256 units never silently become 1000.
+    """
+    if params._profile_free is not None:
+        model, train = params._profile_free
+        runs = {key: getattr(params.train, key) for key in WHERE_IT_RUNS if key in TrainConfig.model_fields}
+        params = params.model_copy(update={"model": model, "train": train.model_copy(update=runs)})
+    return overlay(params, params.experiments.synthetic_overrides)
 
 
 def model_argument(name: str) -> str:

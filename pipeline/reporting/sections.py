@@ -225,30 +225,6 @@ def sweep_section() -> str:
                       "With `train.use_tuned: true` the training stage used each best config.", "", *parts])
 
 
-def budget_section() -> str:
-    """Curves measured by benchmarks/budget_curve.py (reports/budgets): BLEU by length per budget."""
-    parts = []
-    for path in sorted((REPORTS / "budgets").glob("*.csv")):
-        rows = read_rows(path)
-        corpus, _, model = path.stem.partition("_")
-        lines = []
-        for epochs in sorted({int(r["epochs"]) for r in rows}):
-            by_bucket = {r["bucket"]: r for r in rows if int(r["epochs"]) == epochs}
-            short, long = by_bucket.get("10-19"), by_bucket.get("40-49")
-            if short and long:
-                lines.append([str(epochs), number(short["dev_ppl"], 1), number(short["bleu"]), number(long["bleu"]),
-                              number(float(long["bleu"]) / max(float(short["bleu"]), 1e-9), 2),
-                              f"{number(short['p4'])} → {number(long['p4'])}", f"{number(short['bp'], 2)} → {number(long['bp'], 2)}"])
-        parts += [f"### {corpus}: `{model}`", "", f"![{path.stem}](budgets/{path.stem}.png)", "",
-                  table(["epochs", "dev ppl", "BLEU 10-19", "BLEU 40-49", "ratio", "p4 10-19 → 40-49",
-                         "BP 10-19 → 40-49"], lines), ""]
-    if not parts:
-        return ""
-    return "\n".join(["## Training budget (`benchmarks/budget_curve.py`)", "",
-                      "The same model trained longer, each point continuing the previous one; test BLEU by "
-                      "source length. The default pipeline's budget is the first row.", "", *parts])
-
-
 def language_model_section(metrics: dict[str, Any], samples: dict[str, Any]) -> str:
     models = [m for m, v in metrics.items() if "ppl" in v]
     if not models:

@@ -13,7 +13,7 @@ from pipeline.config import load_params
 from pipeline.data.corpora import CORPORA
 from pipeline.errors import stage_entry_point
 from pipeline.probing.summary import probe_section
-from pipeline.reporting.sections import (REPORTS, budget_section, examples_section, experiment_section, headline,
+from pipeline.reporting.sections import (REPORTS, examples_section, experiment_section, headline,
                                          language_model_section, read_json, revision, sweep_section, table,
                                          training_section)
 
@@ -37,7 +37,6 @@ def render() -> str:
         headline(),
         experiment_section("synthetic"),
         probe_section("synthetic"),
-        budget_section(),
         experiment_section("bible"),
         probe_section("bible"),
         "### The paper's Table 1 (WMT'14 En→Fr, 348M words, 30k vocabularies, 1000 hidden units, days on a GPU)\n\n"

@@ -23,7 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Optional
 
-from pipeline.config import Params, load_params, model_argument, overlay
+from pipeline.config import Params, controlled_experiment, load_params, model_argument
 from pipeline.data.corpora import CORPORA
 from pipeline.errors import UserError, stage_entry_point
 
@@ -52,9 +52,10 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if corpus == "bible":  # sweeps run on the Bible corpus
         params, tuned = tuned_params(params, model)
-    elif overrides := params.experiments.synthetic_overrides:  # the controlled experiment's own sizes
-        params = overlay(params, overrides)
-        print(f"synthetic overrides: {describe(overrides)}", flush=True)
+    else:  # the controlled experiment keeps its calibrated sizes under any profile
+        params = controlled_experiment(params)
+        if overrides := params.experiments.synthetic_overrides:
+            print(f"synthetic overrides: {describe(overrides)}", flush=True)
     precision = resolve_precision(params.train.precision, device_type(params.train.accelerator))
     print(f"precision: {precision.value} ({precision.reason})", flush=True)
     # The resolved value is what the checkpoint's fingerprint holds: auto on another machine may differ.

@@ -105,6 +105,28 @@ def test_paper_profile_overrides_only_what_it_names():
     assert paper.prepare.split == default.prepare.split  # untouched keys keep the top level's values
 
 
+@pytest.mark.parametrize("profile", ["gpu", "paper"])
+def test_profiles_leave_the_controlled_experiment_alone(profile):
+    """The repository's profiles resize the Bible models; the synthetic pair keeps its calibrated
+    sizes, learning rate, budget and batches, and only takes where it runs from the profile."""
+    from pipeline.config import controlled_experiment
+
+    raw = yaml.safe_load(open("params.yaml"))
+    calibrated = controlled_experiment(validate_params(raw))
+    profiled = validate_params({**raw, "profile": profile})
+    controlled = controlled_experiment(profiled)
+    assert profiled.model.hidden_size == 1000 and controlled.model == calibrated.model
+    assert controlled.model.hidden_size == 256 and controlled.train.lr == raw["experiments"]["synthetic_overrides"]["train.lr"]
+    for key in ("optimizer", "lr", "batch_tokens", "batch_sentences", "epochs", "max_steps", "schedule", "seed"):
+        assert getattr(controlled.train, key) == getattr(calibrated.train, key), key
+    assert controlled.train.precision == profiled.train.precision and controlled.train.accelerator == profiled.train.accelerator
+    # A profile that means to change the controlled experiment says so in its own synthetic_overrides.
+    said = validate_params({**raw, "profile": profile, "profiles": {
+        **raw["profiles"], profile: {**raw["profiles"][profile],
+                                     "experiments": {"synthetic_overrides": {"model.hidden_size": 512}}}}})
+    assert controlled_experiment(said).model.hidden_size == 512
+
+
 def test_unknown_profile():
     assert "profile: unknown profile 'papr' (allowed: default, gpu, paper)" in error_for(
         {"profile": "papr", "profiles": {"paper": {}}})

@@ -141,6 +141,35 @@ def test_synthetic_overrides_size_the_controlled_experiment_only(project):
     assert hidden == {"bible": TINY_MODEL.hidden_size, "synthetic": 24}
 
 
+def test_a_profile_leaves_the_controlled_experiment_alone(project):
+    """Under a profile that resizes the models (as `gpu` does), the synthetic pair keeps the top-level
+    sizes, learning rate and batches it was calibrated with; only where it runs (precision here)
+    follows the profile. The Bible models take the whole profile."""
+    import torch
+
+    tiny_project(project, max_epochs=1)
+    write_tiny_corpus(project / "data/synthetic")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["profile"] = "big"
+    params["profiles"] = {"big": {"model": {"hidden_size": 20, "emb_size": 12},
+                                  "train": {"lr": 0.05, "batch_tokens": 256, "precision": "32"}}}
+    params["experiments"]["synthetic_overrides"] = {"train.lr": 0.005}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    for corpus in ("bible", "synthetic"):
+        result = run_stage(project, "train", "rnnenc-gru", "--corpus", corpus)
+        assert result.returncode == 0, result.stderr[-2000:]
+    hyper = {corpus: torch.load(project / f"checkpoints/{corpus}/rnnenc-gru/best.ckpt",
+                                weights_only=True)["hyper_parameters"] for corpus in ("bible", "synthetic")}
+    assert hyper["bible"]["model"]["hidden_size"] == 20 and hyper["bible"]["model"]["emb_size"] == 12
+    assert hyper["synthetic"]["model"] == TINY_MODEL.model_dump()
+    summaries = {corpus: json.loads((project / f"reports/train/{corpus}/rnnenc-gru.json").read_text())
+                 for corpus in ("bible", "synthetic")}
+    assert summaries["bible"]["precision"] == summaries["synthetic"]["precision"] == "32"
+    train = {corpus: hyper[corpus]["train"] for corpus in hyper}
+    assert (train["bible"]["lr"], train["bible"]["batch_tokens"]) == (0.05, 256)
+    assert (train["synthetic"]["lr"], train["synthetic"]["batch_tokens"]) == (0.005, TINY["train"]["batch_tokens"])
+
+
 def test_safety_time_limit_fails_loudly_and_keeps_the_checkpoint(project):
     tiny_project(project, max_epochs=50, time_limit_minutes=0.002)
     result = run_stage(project, "train", "lm-gru")
