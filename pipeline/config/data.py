@@ -78,8 +78,8 @@ class SyntheticSource(Section):
     """A controlled toy translation task (docs/corpora.md, Synthetic): every source word matters, none can be guessed.
 
     Source sentences of min_words..max_words words (uniform length) drawn from a Zipf-distributed
-    vocabulary; the target is the word-by-word dictionary translation with adjacent word pairs
-    swapped (local reordering).
+    vocabulary; the target is the word-by-word dictionary translation in the word order ``order`` names
+    (pipeline/preparation/sources/synthetic.py ORDERS).
     """
 
     pairs: int = Field(gt=0)
@@ -87,7 +87,7 @@ class SyntheticSource(Section):
     zipf_exponent: float = Field(gt=0.0)  # p(word of rank r) ∝ r^-exponent
     min_words: int = Field(gt=0)
     max_words: int = Field(gt=0)
-    swap_adjacent: bool
+    order: Literal["swap_adjacent", "monotone", "reversed", "swap_halves"]
 
     @model_validator(mode="after")
     def length_range(self) -> "SyntheticSource":

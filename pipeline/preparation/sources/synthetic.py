@@ -3,9 +3,11 @@
 Each source sentence has ``min_words``..``max_words`` words (length uniform in that range, so every
 length bucket is well populated), each word drawn independently from a finite Zipf-distributed
 vocabulary: p(word of rank r) ∝ r^-zipf_exponent. The target is the word-by-word translation
-through a fixed, seeded, one-to-one dictionary, with adjacent words swapped (positions 0↔1, 2↔3, …;
-an odd last word stays) when ``swap_adjacent`` is set: local reordering. The target has exactly as
-many words as the source.
+through a fixed, seeded, one-to-one dictionary, put in the word order ``order`` names (ORDERS): adjacent
+words swapped (positions 0↔1, 2↔3, …; an odd last word stays: local reordering, a near-diagonal
+alignment), the source's own order, the whole sentence reversed, or its two halves exchanged (spans
+moved across the sentence: a long-range, non-monotone alignment). The target has exactly as many
+words as the source.
 
 Why it isolates the bottleneck: words are independent, so none can be guessed from its context and
 every source word must reach the decoder. An encoder-decoder whose fixed-size vector summarises the
@@ -59,6 +61,22 @@ def swap_adjacent(words: list[str]) -> list[str]:
     return swapped
 
 
+def swap_halves(words: list[str]) -> list[str]:
+    """The second half, then the first: target word i translates source word (i + ⌊n/2⌋) mod n, so
+    every word moves about half the sentence away, and the alignment is two off-diagonal blocks."""
+    middle = len(words) // 2
+    return words[middle:] + words[:middle]
+
+
+# Target word order → the permutation applied to the word-by-word translation.
+ORDERS = {
+    "swap_adjacent": swap_adjacent,
+    "monotone": list,
+    "reversed": lambda words: words[::-1],
+    "swap_halves": swap_halves,
+}
+
+
 class SyntheticCorpus:
     predefined_splits = False
     repairs: frozenset[str] = frozenset()
@@ -100,8 +118,7 @@ class SyntheticCorpus:
                 yield [self.source_words[rank] for rank in sentence.tolist()]
 
     def translate(self, words: list[str]) -> list[str]:
-        target = [self.dictionary[word] for word in words]
-        return swap_adjacent(target) if self.config.swap_adjacent else target
+        return ORDERS[self.config.order]([self.dictionary[word] for word in words])
 
     def pairs(self) -> Iterator[Pair]:
         for index, words in enumerate(self.sentences()):

@@ -58,8 +58,30 @@ def test_target_is_the_dictionary_translation_with_adjacent_swaps():
         assert [inverse[word] for word in unswapped] == src
     assert lengths == set(range(3, 13))
 
-    plain = corpus(swap_adjacent=False)
+    plain = corpus(order="monotone")
     assert all(pair.tgt.split() == [plain.dictionary[w] for w in pair.src.split()] for pair in plain.pairs())
+
+
+@pytest.mark.parametrize("order, source_position", [
+    ("monotone", lambda i, n: i),
+    ("reversed", lambda i, n: n - 1 - i),
+    ("swap_halves", lambda i, n: (i + n // 2) % n),
+    ("swap_adjacent", lambda i, n: i + 1 if i % 2 == 0 and i + 1 < n else i - 1 if i % 2 else i),
+])
+def test_each_word_order_is_the_alignment_it_names(order, source_position):
+    """Target word i translates source word source_position(i, n): the alignment the ablations rely on
+    (swap_halves moves every word of a long sentence far: the mean distance is about n/2)."""
+    source = corpus(order=order, min_words=1, max_words=49)
+    moved = []
+    for pair in source.pairs():
+        src, tgt = pair.src.split(), pair.tgt.split()
+        n = len(src)
+        assert [source.dictionary[src[source_position(i, n)]] for i in range(n)] == tgt
+        if n >= 40:
+            moved.append(np.mean([abs(source_position(i, n) - i) for i in range(n)]))
+    far = {"monotone": (0, 0), "swap_adjacent": (0.9, 1.0), "reversed": (19, 25), "swap_halves": (19, 25)}[order]
+    assert far[0] <= np.mean(moved) <= far[1]
+    assert as_tuples(corpus(order=order)) != as_tuples(corpus(order="monotone" if order != "monotone" else "reversed"))
 
 
 def test_words_are_zipfian_and_moses_keeps_each_one_whole():
