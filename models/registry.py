@@ -16,7 +16,8 @@ from models.rnnsearch import RNNSearch
 # the sizes it has no use for (an LM has no maxout layer), but an unknown key is an error.
 FAMILY_SIZES = {
     "lm": ("emb_size", "hidden_size", "num_layers", "dropout", "cond_size"),
-    "rnnenc": ("emb_size", "hidden_size", "maxout_size", "num_layers", "dropout"),
+    "rnnenc": ("emb_size", "hidden_size", "maxout_size", "num_layers", "dropout", "context_size", "reverse_source",
+               "bidirectional"),
     "rnnsearch": ("emb_size", "hidden_size", "maxout_size", "attention_size", "num_layers", "dropout"),
 }
 SIZE_KEYS = tuple(dict.fromkeys(key for keys in FAMILY_SIZES.values() for key in keys))

@@ -12,6 +12,15 @@ c is the only path from source to target: the bottleneck this project measures. 
 at each sentence's own last word. Feeding [E y; c] to the cell equals
 the paper's extra C c term in every gate. With several layers h_T is the top layer's state and V'
 initialises every decoder layer; an LSTM's memory cell starts at zero.
+
+Controls for the ablations (docs/ablations.md), each one knob, off by default:
+
+    context_size C          |c| apart from the hidden size H: V is (C × H), and c (C) enters the
+                            decoder's gates and the deep output (the capacity of the bottleneck)
+    reverse_source          the encoder reads x_T … x_1 (Sutskever et al. 2014 §3.3): the first
+                            target words then depend on the most recent source words (time lag)
+    bidirectional           c = tanh(V [h→_T; h←_1]) from a bidirectional encoder, as RNNsearch's
+                            annotations are built: both ends of the sentence are recent in c
 """
 
 import torch
@@ -20,35 +29,47 @@ from torch import nn
 from models.cells import Recurrent, State, full_precision
 from models.encoder_decoder import EncoderDecoder, Memory
 from models.maxout import MaxoutOutput
+from models.sequences import reverse_padded
 from models.special_tokens import PAD
 
 
 class RNNEncoderDecoder(EncoderDecoder):
     def __init__(self, src_vocab: int, tgt_vocab: int, cell: str = "gru", emb_size: int = 620,
-                 hidden_size: int = 1000, maxout_size: int = 500, num_layers: int = 1, dropout: float = 0.0):
+                 hidden_size: int = 1000, maxout_size: int = 500, num_layers: int = 1, dropout: float = 0.0,
+                 context_size: int | None = None, reverse_source: bool = False, bidirectional: bool = False):
         super().__init__()
         H, E = hidden_size, emb_size
+        C = context_size or hidden_size  # |c|
         self.num_layers, self.hidden_size = num_layers, hidden_size
+        self.reverse_source, self.bidirectional = reverse_source, bidirectional
         self.src_embed = nn.Embedding(src_vocab, E, padding_idx=PAD)
         self.tgt_embed = nn.Embedding(tgt_vocab, E, padding_idx=PAD)
         self.dropout = nn.Dropout(dropout)
-        self.encoder = Recurrent(cell, E, H, num_layers, dropout)
-        self.to_context = nn.Linear(H, H)  # V
-        self.to_init = nn.Linear(H, num_layers * H)  # V', one slice per decoder layer
-        self.decoder = Recurrent(cell, E + H, H, num_layers, dropout)
-        self.output = MaxoutOutput(H, E, H, maxout_size, tgt_vocab, dropout)
+        self.encoder = Recurrent(cell, E, H, num_layers, dropout, bidirectional=bidirectional)
+        self.to_context = nn.Linear(self.encoder.output_size, C)  # V
+        self.to_init = nn.Linear(C, num_layers * H)  # V', one slice per decoder layer
+        self.decoder = Recurrent(cell, E + C, H, num_layers, dropout)
+        self.output = MaxoutOutput(H, E, C, maxout_size, tgt_vocab, dropout)
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> Memory:
         lengths = src_lengths.clamp(min=1)  # an empty source reads one PAD (zero) embedding
-        # Unpacked (oneDNN's whole-sequence kernels on a CPU, ~1.7× the packed loop): padding
-        # follows each sentence, so the top layer's output at its last word is its h_T.
-        outputs, _ = self.encoder(self.dropout(self.src_embed(src)))  # (B, T_x, H)
-        h_T = outputs[torch.arange(src.size(0), device=src.device), lengths - 1]  # (B, H)
+        if self.reverse_source:
+            src = reverse_padded(src, lengths)  # (B, T_x)
+        embedded = self.dropout(self.src_embed(src))  # (B, T_x, E)
+        if self.bidirectional:  # packed: each direction's final state at the sentence's own ends
+            _, state = self.encoder(embedded, lengths)
+            top = self.encoder.hidden(state)[-2:]  # (2, B, H): h→_T, h←_1 of the top layer
+            summary = torch.cat([top[0], top[1]], dim=-1)  # (B, 2H)
+        else:
+            # Unpacked (oneDNN's whole-sequence kernels on a CPU, ~1.7× the packed loop): padding
+            # follows each sentence, so the top layer's output at its last word is its h_T.
+            outputs, _ = self.encoder(embedded)  # (B, T_x, H)
+            summary = outputs[torch.arange(src.size(0), device=src.device), lengths - 1]  # h_T (B, H)
         # fp32 whatever the autocast: the decoder reads c at every step.
-        return {"context": torch.tanh(self.to_context(h_T)).float()}  # c (B, H)
+        return {"context": torch.tanh(self.to_context(summary)).float()}  # c (B, C)
 
     def init_state(self, memory: Memory) -> State:
-        c = memory["context"]  # (B, H)
+        c = memory["context"]  # (B, C)
         with full_precision(c):
             h0 = torch.tanh(self.to_init(c))  # (B, L*H)
         h0 = h0.view(-1, self.num_layers, self.hidden_size).transpose(0, 1)  # (L, B, H)
@@ -56,7 +77,7 @@ class RNNEncoderDecoder(EncoderDecoder):
 
     def step(self, prev_tokens: torch.Tensor, state: State,
              memory: Memory) -> tuple[torch.Tensor, State, None]:
-        c = memory["context"]  # (B, H)
+        c = memory["context"]  # (B, C)
         e = self.dropout(self.tgt_embed(prev_tokens))  # (B, E)
         with full_precision(e):
             h, state = self.decoder.step(torch.cat([e, c], dim=-1), state)  # h'_t (B, H)
@@ -66,7 +87,7 @@ class RNNEncoderDecoder(EncoderDecoder):
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
                 tgt_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
         memory = self.encode(src, src_lengths)
-        c = memory["context"].unsqueeze(1).expand(-1, tgt_in.size(1), -1)  # (B, T_y, H)
+        c = memory["context"].unsqueeze(1).expand(-1, tgt_in.size(1), -1)  # (B, T_y, C)
         e = self.dropout(self.tgt_embed(tgt_in))  # (B, T_y, E)
         # No attention, so all steps run in one call (cuDNN / oneDNN); unpacked: steps past a
         # sentence's end only produce logits the loss ignores.

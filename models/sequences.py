@@ -30,3 +30,15 @@ def add_bos_eos(y: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, t
     targets = torch.cat([y, pad_col], dim=1)  # (B, T+1)
     targets = targets.scatter(1, lengths.unsqueeze(1), EOS)  # EOS right after the last real token
     return inputs, targets, lengths + 1
+
+
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each sentence's real tokens in reverse order, padding left where it was.
+
+    x (B, T) (or (B, T, …)), lengths (B,) -> the same shape; position t < n takes x[n-1-t].
+    """
+    T = x.size(1)
+    positions = torch.arange(T, device=x.device).unsqueeze(0)  # (1, T)
+    lengths = lengths.to(x.device).unsqueeze(1)  # (B, 1)
+    index = torch.where(positions < lengths, lengths - 1 - positions, positions)  # (B, T)
+    return x.gather(1, index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x))

@@ -54,7 +54,8 @@ class TuneResources(Section):
 
 
 # Keys a sweep may vary: the model's sizes and the optimisation, not where or how long it runs.
-TUNABLE = {"model": {"emb_size", "hidden_size", "maxout_size", "attention_size", "num_layers", "dropout"},
+TUNABLE = {"model": {"emb_size", "hidden_size", "maxout_size", "attention_size", "num_layers", "dropout",
+                     "context_size", "reverse_source", "bidirectional"},
            "train": {"optimizer", "lr", "weight_decay", "schedule", "label_smoothing", "gradient_clip",
                      "batch_tokens", "batch_sentences"}}
 

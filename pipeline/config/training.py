@@ -17,6 +17,10 @@ class ModelConfig(Section):
     attention_size: int = Field(gt=0)
     num_layers: int = Field(gt=0)
     dropout: float = Field(ge=0.0, lt=1.0)
+    # RNNenc's ablation controls (models/rnnenc.py, docs/ablations.md); the other families ignore them.
+    context_size: Optional[int] = Field(gt=0)  # |c|; None: hidden_size
+    reverse_source: bool  # the encoder reads the source backwards (Sutskever et al. 2014)
+    bidirectional: bool  # c from a bidirectional encoder's two final states
 
 
 class FamilyEpochs(Section):

@@ -11,7 +11,8 @@ from pipeline.training.datamodule import PreparedDataModule
 from pipeline.training.dev_bleu import DevBleu
 from tests.pipeline.helpers import TINY_RUN, params_with
 
-TINY_MODEL = ModelConfig(emb_size=16, hidden_size=32, maxout_size=16, attention_size=16, num_layers=1, dropout=0.0)
+TINY_MODEL = ModelConfig(emb_size=16, hidden_size=32, maxout_size=16, attention_size=16, num_layers=1, dropout=0.0,
+                         context_size=None, reverse_source=False, bidirectional=False)
 VOCAB = 16  # 4 special tokens + 12 words (tiny_corpus)
 
 
