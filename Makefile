@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: repro test ui submit clean-venv
+.PHONY: repro ablations test ui submit clean-venv
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(STAMP): requirements.txt
 # Stage commands call `python`/`dvc`: put the project's venv first on PATH.
 repro: $(STAMP)
 	PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/dvc repro
+
+# The controlled experiment's controls (seeds, |c|, time lag, size, reordering): ablations/dvc.yaml,
+# reports/ablations/README.md. Reuses (or first reproduces) the headline pair of `make repro`.
+ablations: $(STAMP)
+	PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/dvc repro ablations/dvc.yaml
 
 test: $(STAMP)
 	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest

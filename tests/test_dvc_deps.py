@@ -11,14 +11,19 @@ from tests.imports import REPO, has_code, project_imports
 CODE_ROOTS = ("pipeline", "models")
 
 
+PIPELINES = ("dvc.yaml", "ablations/dvc.yaml")  # `make repro`'s and `make ablations`'
+
+
 def stages() -> dict[str, tuple[str, list[str]]]:
     """Stage name → (the module its cmd runs, its deps), one entry per `foreach` template."""
     found = {}
-    for name, stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items():
-        stage = stage.get("do", stage)
-        module = re.match(r"python -m ([\w.]+)", stage["cmd"])
-        assert module, f"dvc.yaml: {name}: cmd {stage['cmd']!r} does not run `python -m <module>`"
-        found[name] = (module.group(1), stage["deps"])
+    for pipeline in PIPELINES:
+        for name, stage in yaml.safe_load((REPO / pipeline).read_text())["stages"].items():
+            stage = stage.get("do", stage)
+            module = re.match(r"python -m ([\w.]+)", stage["cmd"])
+            assert module, f"{pipeline}: {name}: cmd {stage['cmd']!r} does not run `python -m <module>`"
+            assert name not in found, f"{pipeline}: stage {name} is defined twice"
+            found[name] = (module.group(1), stage["deps"])
     return found
 
 

@@ -3,6 +3,7 @@ PyTorch, no import circle, no module a reader cannot take in one sitting."""
 import ast
 import re
 
+import pytest
 import yaml
 
 from tests.imports import REPO, cycles, import_graph, imported_names, project_modules
@@ -30,7 +31,8 @@ def test_stages_and_commands_are_entry_points_nothing_imports():
     modules = project_modules()
     entry_points = [name for name in modules if re.match(r"pipeline\.(stages|commands)\.\w+$", name)]
     assert {name.rsplit(".", 1)[1] for name in entry_points} == {
-        "prepare", "tune", "train", "evaluate", "probe", "report", "ui", "submit"}
+        "prepare", "tune", "train", "evaluate", "probe", "report", "evaluate_ablations", "report_ablations", "ui",
+        "submit"}
     for name in entry_points:
         source = modules[name].read_text(encoding="utf-8")
         assert "def main()" in source and 'if __name__ == "__main__":' in source, name
@@ -38,8 +40,9 @@ def test_stages_and_commands_are_entry_points_nothing_imports():
     assert {module: found for module, found in importers.items() if found} == {}
 
 
-def test_every_dvc_stage_runs_a_module_of_pipeline_stages():
-    for name, stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items():
+@pytest.mark.parametrize("pipeline", ["dvc.yaml", "ablations/dvc.yaml"])
+def test_every_dvc_stage_runs_a_module_of_pipeline_stages(pipeline):
+    for name, stage in yaml.safe_load((REPO / pipeline).read_text())["stages"].items():
         command = stage.get("do", stage)["cmd"]
         module = re.match(r"python -m ([\w.]+)", command).group(1)
         assert module.startswith("pipeline.stages.") and (REPO / (module.replace(".", "/") + ".py")).is_file(), name

@@ -9,9 +9,11 @@ cross-checks, never a second default.
     data.py      prepare / synthetic: sources, split, cleaning, tokenization
     training.py  model / train
     sweeps.py    tune / cluster / experiments, and which keys a sweep may set
+    ablations.py ablations: the controlled experiment's variants (docs/ablations.md)
     params.py    the whole file, evaluate / mlflow, ``overlay``, ``controlled_experiment``
     loading.py   YAML → Params with one-line errors, profiles
 """
+from pipeline.config.ablations import AblationsConfig, Variant
 from pipeline.config.data import (CleanConfig, FilesSource, PrepareConfig, SonofmanSource, SplitConfig,
                                   SyntheticSource, TokenizeConfig, Wmt14Source)
 from pipeline.config.loading import PARAMS_FILE, apply_profile, load_params, validate_params
@@ -22,7 +24,7 @@ from pipeline.config.sweeps import ClusterConfig, Dimension, ExperimentsConfig, 
 from pipeline.config.training import EpochBudget, FamilyEpochs, ModelConfig, TrainConfig
 
 __all__ = [
-    "CleanConfig", "ClusterConfig", "Dimension", "EpochBudget", "EvaluateConfig", "ExperimentsConfig", "FamilyEpochs",
+    "AblationsConfig", "Variant", "CleanConfig", "ClusterConfig", "Dimension", "EpochBudget", "EvaluateConfig", "ExperimentsConfig", "FamilyEpochs",
     "FilesSource", "MlflowConfig", "ModelConfig", "PARAMS_FILE", "Params", "PrepareConfig", "REPAIR_NAMES",
     "SonofmanSource", "SplitConfig", "SyntheticSource", "TokenizeConfig", "TrainConfig", "TuneConfig", "TuneResources",
     "Wmt14Source", "apply_profile", "controlled_experiment", "load_params", "model_argument", "overlay", "validate_params",

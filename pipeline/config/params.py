@@ -6,6 +6,7 @@ from typing import Any, Literal, Optional
 from pydantic import Field, PrivateAttr
 
 from models.names import parse_model_name
+from pipeline.config.ablations import AblationsConfig
 from pipeline.config.data import PrepareConfig
 from pipeline.config.section import Section
 from pipeline.config.sweeps import ClusterConfig, ExperimentsConfig, TuneConfig
@@ -35,6 +36,7 @@ class Params(Section):
     model: ModelConfig
     train: TrainConfig
     experiments: ExperimentsConfig
+    ablations: AblationsConfig
     evaluate: EvaluateConfig
     tune: TuneConfig
     cluster: ClusterConfig

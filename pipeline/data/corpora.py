@@ -20,7 +20,7 @@ class Corpus:
     checkpoints: Path  # <model>/{best,last}.ckpt
     reports: Path  # metrics.json, bleu_by_length.csv, figures/ of the evaluate stage
     prepare_command: str
-    models_key: str  # the `experiments` list of the models trained on it
+    models_key: str  # the `experiments` list of the models trained on it ("" for the ablations' corpus)
 
     def missing(self, path: Path | str) -> DataError:
         return DataError(f"{path}: not found (made by the prepare stage: {self.prepare_command})")
@@ -50,4 +50,7 @@ CORPORA = {
                     "python -m pipeline.stages.prepare", "models"),
     "synthetic": Corpus(Path("data/synthetic"), Path("checkpoints/synthetic"), Path("reports/synthetic"),
                         "python -m pipeline.stages.prepare --section synthetic", "synthetic_models"),
+    # The controlled task in another word order, trained and evaluated by the ablations only.
+    "reordered": Corpus(Path("data/reordered"), Path("checkpoints/reordered"), Path("reports/ablations/reordered"),
+                        "python -m pipeline.stages.prepare --section reordered", ""),
 }

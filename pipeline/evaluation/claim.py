@@ -88,14 +88,15 @@ def _round(value: Optional[float]) -> Optional[float]:
 
 def pair_claim(cell: str, enc: Optional[np.ndarray], search: Optional[np.ndarray], buckets: np.ndarray,
                samples: int, seed: int, metric: Optional[BLEU] = None,
-               seed_names: Optional[Sequence[str]] = None) -> PairClaim:
+               seed_names: Optional[Sequence[str]] = None, names: Optional[tuple[str, str]] = None) -> PairClaim:
     """Test one pair from each model's statistics: (N, 10) for one training seed, (S, N, 10) for S seeds
     (None: the model was not evaluated).
 
     ``buckets`` holds each sentence's index into BUCKET_LABELS; ``seed`` is evaluate's seed;
-    ``seed_names`` label the training seeds in ``per_seed`` (default 1..S).
+    ``seed_names`` label the training seeds in ``per_seed`` (default 1..S); ``names`` the two models in
+    the verdict (default rnnenc-<cell>, rnnsearch-<cell>).
     """
-    enc_name, search_name = f"{ENCODER}-{cell}", f"{ATTENTION}-{cell}"
+    enc_name, search_name = names or (f"{ENCODER}-{cell}", f"{ATTENTION}-{cell}")
     missing = [name for name, stats in ((enc_name, enc), (search_name, search)) if stats is None]
     if missing:
         return PairClaim(cell, f"not tested: {' and '.join(missing)} {'was' if len(missing) == 1 else 'were'} "
@@ -146,9 +147,9 @@ def pair_claim(cell: str, enc: Optional[np.ndarray], search: Optional[np.ndarray
     losses = lost(parts)
     per_seed = {}
     if seeds > 1:
-        names = list(seed_names) if seed_names else [str(i + 1) for i in range(seeds)]
-        per_seed = {names[i]: pair_claim(cell, stats[enc_name][i], stats[search_name][i], buckets, samples, seed,
-                                         metric) for i in range(seeds)}
+        labels = list(seed_names) if seed_names else [str(i + 1) for i in range(seeds)]
+        per_seed = {labels[i]: pair_claim(cell, stats[enc_name][i], stats[search_name][i], buckets, samples, seed,
+                                          metric, names=(enc_name, search_name)) for i in range(seeds)}
     failures = failed_conditions(enc_name, search_name, r_enc, r_search, diff, losses, per_seed)
     loses = describe(enc_name, parts, losses)
     if failures:

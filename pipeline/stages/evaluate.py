@@ -188,7 +188,7 @@ def evaluate(corpus_name: str, models: list[str], config: EvaluateConfig) -> dic
 @stage_entry_point
 def main() -> None:
     parser = argparse.ArgumentParser(description="Decode and score the test split with every trained model.")
-    parser.add_argument("--corpus", choices=sorted(CORPORA), default="bible",
+    parser.add_argument("--corpus", choices=[name for name, c in CORPORA.items() if c.models_key], default="bible",
                         help="bible: data/prepared → reports/; synthetic: data/synthetic → reports/synthetic/")
     corpus = parser.parse_args().corpus
     params = load_params()  # validated before any work

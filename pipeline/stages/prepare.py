@@ -2,6 +2,7 @@
 
     python -m pipeline.stages.prepare                      # `prepare` section → data/prepared
     python -m pipeline.stages.prepare --section synthetic  # `synthetic` section → data/synthetic
+    python -m pipeline.stages.prepare --section reordered  # the same, in ablations.reordered_order → data/reordered
 
 Streams in three passes over temporary files, so memory does not grow with the corpus beyond the
 output arrays: (1) clean and route each pair to its split, (2) Moses-tokenize on worker processes
@@ -27,6 +28,7 @@ from tqdm import tqdm
 from models.special_tokens import UNK
 from pipeline.preparation.cleaning import DROP_REASONS, REPAIRS, clean_reference, drop_reason, heldout_key, repair
 from pipeline.config import PrepareConfig, load_params
+from pipeline.preparation.sources.synthetic import reordered_task
 from pipeline.errors import DataError, stage_entry_point
 from pipeline.data.length_buckets import BUCKET_LABELS, histogram
 from pipeline.data.ragged import RaggedWriter
@@ -35,7 +37,7 @@ from pipeline.preparation.splitting import SPLITS, assign_groups
 from pipeline.data.tokenization import ParallelTokenizer
 from pipeline.data.vocabulary import Vocabulary
 
-OUTPUT_DIRS = {"prepare": Path("data/prepared"), "synthetic": Path("data/synthetic")}
+OUTPUT_DIRS = {"prepare": Path("data/prepared"), "synthetic": Path("data/synthetic"), "reordered": Path("data/reordered")}
 # Each is its own DVC output (dvc.yaml); together they are everything this stage writes.
 OUTPUTS = ("train", "dev", "test", "vocab", "corpus.json", "stats.json", "lengths.csv")
 ENCODE_CHUNK = 4096
@@ -222,9 +224,14 @@ def publish(work: Path, output_dir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Prepare a corpus (see params.yaml).")
     parser.add_argument("--section", choices=sorted(OUTPUT_DIRS), default="prepare",
-                        help="the params.yaml section to read: the main corpus or the synthetic one")
+                        help="the params.yaml section to read: the main corpus, the synthetic one, or the "
+                             "synthetic one in the ablations' word order")
     section = parser.parse_args().section
-    config: PrepareConfig = getattr(load_params(), section)
+    params = load_params()
+    if section == "reordered":  # the controlled task with another target word order, all else equal
+        config: PrepareConfig = reordered_task(params.synthetic, params.ablations.reordered_order)
+    else:
+        config = getattr(params, section)
     output_dir = OUTPUT_DIRS[section]
     source = open_source(config)
     output_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -157,7 +157,7 @@ def log_probe(config: MlflowConfig, corpus: str, results: dict[str, dict], figur
 @stage_entry_point
 def main() -> None:
     parser = argparse.ArgumentParser(description="Probe each translation model's sentence vector for the source's words.")
-    parser.add_argument("--corpus", choices=sorted(CORPORA), default="bible",
+    parser.add_argument("--corpus", choices=[name for name, c in CORPORA.items() if c.models_key], default="bible",
                         help="bible: data/prepared → reports/; synthetic: data/synthetic → reports/synthetic/")
     corpus = parser.parse_args().corpus
     params = load_params()  # validated before any work

@@ -35,6 +35,8 @@ def render() -> str:
         "(RNNsearch, Bahdanau et al. 2014), BLEU by source sentence length. Produced by `make repro` "
         f"({revision()}); regenerate with `dvc repro report`.",
         headline(),
+        "What the headline rests on — more training seeds, the size of c, the time lag, the parameter count, "
+        "long-range reordering — is tested by `make ablations`: [ablations/README.md](ablations/README.md).",
         experiment_section("synthetic"),
         probe_section("synthetic"),
         experiment_section("bible"),
@@ -46,7 +48,8 @@ def render() -> str:
         training_section(),
         sweep_section(),
         "## Reproduce\n\n```bash\nmake repro            # the whole pipeline (dvc repro)\n"
-        "dvc metrics show      # every score\ndvc exp run -S train.lr=0.002   # an experiment\nmake ui               "
+        "make ablations        # the controls: reports/ablations/README.md\n"
+        "dvc metrics show      # every score\ndvc exp run -S train.lr=0.004   # an experiment\nmake ui               "
         "# MLflow UI on 127.0.0.1: runs side by side, bleu_by_length curves\n```",
     ] if part) + "\n"
 

@@ -2,6 +2,7 @@
 
     python -m pipeline.stages.train rnnsearch-gru                      # the Bible corpus (data/prepared)
     python -m pipeline.stages.train rnnsearch-gru --corpus synthetic   # the controlled corpus
+    python -m pipeline.stages.train --variant rnnenc-gru-c64           # an ablation (params.yaml: ablations)
 
 Writes ``checkpoints/<corpus>/<model>/{best,last}.ckpt`` (best = lowest dev loss, what evaluate
 uses; last = saved every ``train.checkpoint_every_minutes`` and at the end) and
@@ -23,12 +24,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Optional
 
-from pipeline.config import Params, controlled_experiment, load_params, model_argument
+from pipeline.config import Params, controlled_experiment, load_params, model_argument, overlay
 from pipeline.data.corpora import CORPORA
-from pipeline.errors import UserError, stage_entry_point
+from pipeline.errors import ConfigError, UserError, stage_entry_point
 
 
-def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
+def train(model: str, corpus: str, params: Params, variant: Optional[str] = None) -> dict[str, Any]:
+    """Fit ``model`` on ``corpus``; ``variant`` names an ablations.variants entry trained instead
+    (its settings laid over the controlled experiment's, its outputs under checkpoints/ablations and
+    reports/ablations/train)."""
     import pytorch_lightning as pl
     import torch
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, Timer, TQDMProgressBar
@@ -56,6 +60,11 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
         params = controlled_experiment(params)
         if overrides := params.experiments.synthetic_overrides:
             print(f"synthetic overrides: {describe(overrides)}", flush=True)
+        if variant is not None:
+            settings = params.ablations.variants[variant].settings
+            params = overlay(params, settings)
+            overrides = {**overrides, **settings}
+            print(f"variant {variant}: {describe(settings) or 'the controlled experiment as it is'}", flush=True)
     precision = resolve_precision(params.train.precision, device_type(params.train.accelerator))
     print(f"precision: {precision.value} ({precision.reason})", flush=True)
     # The resolved value is what the checkpoint's fingerprint holds: auto on another machine may differ.
@@ -63,7 +72,8 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     config = params.train
     pl.seed_everything(config.seed, workers=True, verbose=False)
     torch.set_flush_denormal(True)  # denormal floats are ~100× slower on x86 CPUs (see pipeline.stages.evaluate)
-    checkpoints = CORPORA[corpus].checkpoints / model
+    run = variant or model  # the checkpoint folder, report files and MLflow run
+    checkpoints = Path("checkpoints/ablations") / run if variant else CORPORA[corpus].checkpoints / run
     rank_zero = is_rank_zero()
     key = fingerprint(model, params, data_dir)
     resume = shared_resume(lambda: resume_checkpoint(checkpoints, key))  # the same on every DDP rank
@@ -73,7 +83,8 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
         datamodule.setup()
     except FileNotFoundError as error:
         raise CORPORA[corpus].missing(error.filename) from None
-    epochs = config.epochs.for_model(corpus, family, config.max_epochs)
+    # The reordered task is the controlled experiment in another word order: the same calibrated budget.
+    epochs = config.epochs.for_model("bible" if corpus == "bible" else "synthetic", family, config.max_epochs)
     # The step budget is the Bible corpus's: the controlled experiment keeps its calibrated epochs.
     max_steps = config.max_steps if corpus == "bible" else None
     timer = Timer(duration=timedelta(minutes=config.time_limit_minutes), interval="step")  # safety only
@@ -91,7 +102,7 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
         callbacks.append(DevBleu(data_dir, config.dev_bleu_sentences, config.dev_bleu_every, config.beam_size))
 
     tracker = Tracker(params.mlflow) if rank_zero else None
-    run_id = tracker.model_run(corpus, model, "train") if tracker else None
+    run_id = tracker.model_run(corpus, run, "train") if tracker else None
     # Only now, with the data and the MLflow store known to be usable: a run that cannot start
     # leaves an earlier run's checkpoints as they were and creates no checkpoint folder.
     if rank_zero and resume is None:
@@ -111,7 +122,7 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     if not trainer.is_global_zero:
         return {}
     if safety.epoch is not None:
-        raise UserError(f"{corpus}/{model}: stopped by the safety limit train.time_limit_minutes="
+        raise UserError(f"{corpus}/{run}: stopped by the safety limit train.time_limit_minutes="
                         f"{config.time_limit_minutes:g} in epoch {safety.epoch + 1} of {epochs}; "
                         f"run the stage again to continue from {checkpoints / 'last.ckpt'}, or raise the limit")
     if not (checkpoints / "best.ckpt").exists():  # stopped before the first validation
@@ -139,16 +150,16 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
         bleus = [r["dev_bleu"] for r in history.rows if "dev_bleu" in r]
         if bleus:
             summary["last_dev_bleu"] = bleus[-1]
-    reports = Path("reports/train") / corpus
+    reports = Path("reports/ablations/train") if variant else Path("reports/train") / corpus
     reports.mkdir(parents=True, exist_ok=True)
-    (reports / f"{model}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (reports / f"{run}.json").write_text(json.dumps(summary, indent=2) + "\n")
     columns = ["epoch", "step", "tokens", "train_loss_epoch", "dev_loss", "dev_ppl", "dev_bleu", "lr", "minutes"]
-    with (reports / f"{model}.csv").open("w", newline="") as handle:
+    with (reports / f"{run}.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history.rows)
     if tracker:
-        for path in (checkpoints / "best.ckpt", reports / f"{model}.json", reports / f"{model}.csv"):
+        for path in (checkpoints / "best.ckpt", reports / f"{run}.json", reports / f"{run}.csv"):
             tracker.client.log_artifact(run_id, str(path), artifact_path="train")
         tracker.finish(run_id)
     return summary
@@ -167,14 +178,24 @@ def validation_schedule(max_steps: Optional[int]) -> dict[str, Any]:
 @stage_entry_point
 def main() -> None:
     parser = argparse.ArgumentParser(description="Train one model (see params.yaml: model, train).")
-    parser.add_argument("model", help="lm-<cell>, rnnenc-<cell> or rnnsearch-<cell>")
+    parser.add_argument("model", nargs="?", help="lm-<cell>, rnnenc-<cell> or rnnsearch-<cell>")
     parser.add_argument("--corpus", choices=sorted(CORPORA), default="bible")
+    parser.add_argument("--variant", help="an ablations.variants name: train its model on its corpus with its settings")
     arguments = parser.parse_args()
     params = load_params()
-    model_argument(arguments.model)
-    summary = train(arguments.model, arguments.corpus, params)
+    model, corpus = arguments.model, arguments.corpus
+    if arguments.variant is not None:
+        variant = params.ablations.variants.get(arguments.variant)
+        if variant is None:
+            raise ConfigError(f"ablations.variants: no variant {arguments.variant!r} (params.yaml has: "
+                              f"{', '.join(params.ablations.variants) or 'none'})")
+        model, corpus = variant.model, variant.corpus
+    elif model is None:
+        parser.error("give a model, or --variant NAME")
+    model_argument(model)
+    summary = train(model, corpus, params, arguments.variant)
     if summary:
-        print(f"trained {arguments.corpus}/{arguments.model}: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+        print(f"trained {corpus}/{arguments.variant or model}: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.config import SyntheticSource
+from pipeline.config import PrepareConfig, SyntheticSource
 from pipeline.errors import ConfigError
 from pipeline.preparation.sources.base import Pair
 
@@ -123,3 +123,10 @@ class SyntheticCorpus:
     def pairs(self) -> Iterator[Pair]:
         for index, words in enumerate(self.sentences()):
             yield Pair(str(index // BLOCK_PAIRS), str(index), " ".join(words), " ".join(self.translate(words)))
+
+
+def reordered_task(config: PrepareConfig, order: str) -> PrepareConfig:
+    """The controlled task's section (`synthetic`) with the target in ``order``: the same seed,
+    dictionary, sentences, split and vocabulary, so only the alignment differs (the ablations)."""
+    task = config.synthetic.model_copy(update={"order": order})
+    return config.model_copy(update={"synthetic": task})

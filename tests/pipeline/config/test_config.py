@@ -68,7 +68,8 @@ def test_yaml_anchors_and_merge_keys_are_not_duplicate_keys(tmp_path):
     path = tmp_path / "params.yaml"
     rest = {key: value for key, value in params_with().items() if key not in ("model", "profile", "profiles")}
     path.write_text(yaml.safe_dump(rest) + "model: &sizes {emb_size: 64, hidden_size: 64, maxout_size: 8, "
-                    "attention_size: 8, num_layers: 1, dropout: 0.0}\nprofile: small\n"
+                    "attention_size: 8, num_layers: 1, dropout: 0.0, "
+                    "context_size: null, reverse_source: false, bidirectional: false}\nprofile: small\n"
                     "profiles:\n  small:\n    model:\n      <<: *sizes\n      hidden_size: 32\n")
     model = load_params(path).model
     assert (model.emb_size, model.hidden_size) == (64, 32)
@@ -142,8 +143,10 @@ def leaves(tree: dict, prefix: str = ""):
 
 
 # Keys params.yaml may leave out, each with a meaning rather than a value: the default profile, a
-# family with no epoch budget (train.max_epochs), a family not swept, no synthetic override.
-MAY_BE_ABSENT = ("profile", "profiles.", "train.epochs.", "tune.search_space.", "experiments.synthetic_overrides.")
+# family with no epoch budget (train.max_epochs), a family not swept, no synthetic override, the choice of
+# ablation variants (each variant's settings change what they name).
+MAY_BE_ABSENT = ("profile", "profiles.", "train.epochs.", "tune.search_space.", "experiments.synthetic_overrides.",
+                 "ablations.variants.")
 
 
 def test_params_yaml_is_the_only_source_of_values():

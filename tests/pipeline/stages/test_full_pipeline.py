@@ -41,6 +41,15 @@ TINY = {
              "search_space": {"lm": {"train.lr": {"loguniform": [0.001, 0.01]}, "model.hidden_size": {"choice": [16, 24]},
                                      "model.dropout": {"uniform": [0.0, 0.1]}}}},
 }
+# `make ablations` on the tiny pipeline: one variant of each kind (replacing the repository's list).
+TINY_VARIANTS = {
+    "rnnenc-gru-seed2": {"model": "rnnenc-gru", "corpus": "synthetic", "settings": {"train.seed": 2}},
+    "rnnsearch-gru-seed2": {"model": "rnnsearch-gru", "corpus": "synthetic", "settings": {"train.seed": 2}},
+    "rnnenc-gru-c8": {"model": "rnnenc-gru", "corpus": "synthetic", "settings": {"model.context_size": 8}},
+    "rnnenc-gru-reversed": {"model": "rnnenc-gru", "corpus": "synthetic", "settings": {"model.reverse_source": True}},
+    "rnnenc-gru-reordered": {"model": "rnnenc-gru", "corpus": "reordered", "settings": {}},
+    "rnnsearch-gru-reordered": {"model": "rnnsearch-gru", "corpus": "reordered", "settings": {}},
+}
 
 
 
@@ -51,6 +60,7 @@ def repro(tmp_path_factory):
     write_parallel(clone, sentence_pairs(400))
     params = yaml.safe_load((clone / "params.yaml").read_text())
     deep_update(params, TINY)
+    params["ablations"]["variants"] = TINY_VARIANTS
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     first = dvc(clone, "repro")
     return clone, first
@@ -98,13 +108,47 @@ def test_every_stage_runs_and_writes_its_outputs(repro):
 
 def test_dvc_status_is_clean_a_second_repro_runs_nothing_and_dvc_reads_the_metrics(repro):
     clone, _ = repro
-    # A fresh clone after `dvc repro`: every stage and output is what dvc.lock records.
-    assert json.loads(dvc(clone, "status", "--json").stdout) == {}
+    # A fresh clone after `dvc repro`: every stage and output of the default pipeline is what dvc.lock
+    # records; the ablations' stages (ablations/dvc.yaml, `make ablations`) have not run.
+    assert json.loads(dvc(clone, "status", "dvc.yaml", "--json").stdout) == {}
+    assert "train_ablation@rnnenc-gru-c8" in dvc(clone, "status").stdout
     second = dvc(clone, "repro")
     assert "Running stage" not in second.stdout
     metrics = json.loads(dvc(clone, "metrics", "show", "--json").stdout)
     text = json.dumps(metrics)
     assert "rnnsearch-gru" in text and "best_dev_loss" in text
+
+
+def test_make_ablations_trains_the_variants_and_reports_them_beside_the_headline_pair(repro):
+    """`dvc repro ablations/dvc.yaml` (make ablations) after `make repro`: the reordered task, one
+    stage per variant, the comparison and its report; the default pipeline is reused, not rerun."""
+    clone, _ = repro
+    run = dvc(clone, "repro", "ablations/dvc.yaml")
+    stages = ["prepare_reordered", "evaluate_ablations", "report_ablations",
+              *[f"train_ablation@{name}" for name in TINY_VARIANTS]]
+    for stage in stages:
+        assert f"Running stage '{stage}'" in run.stdout, stage
+    assert "Running stage 'train_synthetic@" not in run.stdout and "Running stage 'prepare'" not in run.stdout
+    metrics = json.loads((clone / "reports/ablations/metrics.json").read_text())
+    assert set(metrics["models"]) == {"rnnenc-gru", "rnnsearch-gru", *TINY_VARIANTS}
+    assert metrics["seeds"]["seeds"] == 2 and list(metrics["seeds"]["per_seed"]) == ["1234", "2"]
+    assert list(metrics["capacity"]) == ["8", "24"]  # the headline rnnenc-gru's |c| is its hidden size, 24
+    assert list(metrics["controls"]) == ["rnnenc-gru-reversed"] and metrics["reordered"]["verdict"]
+    stats = json.loads((clone / "data/reordered/stats.json").read_text())
+    assert stats["pairs"] == json.loads((clone / "data/synthetic/stats.json").read_text())["pairs"]
+    for figure in ("seeds", "capacity", "controls", "reordered"):
+        assert (clone / f"reports/ablations/figures/{figure}.png").stat().st_size > 10_000, figure
+    report = (clone / "reports/ablations/README.md").read_text()
+    for section in ("## Training variance", "## Capacity", "## Time lag and size", "## Alignment"):
+        assert section in report, section
+    assert metrics["seeds"]["verdict"] in report
+    # The variants' checkpoints hold their settings; the headline pair's are untouched.
+    import torch
+
+    hyper = torch.load(clone / "checkpoints/ablations/rnnenc-gru-c8/best.ckpt", weights_only=True)["hyper_parameters"]
+    assert hyper["model"]["context_size"] == 8 and hyper["model"]["hidden_size"] == 24
+    assert json.loads(dvc(clone, "status", "--json").stdout) == {}  # both pipelines now match their locks
+    assert "Running stage" not in dvc(clone, "repro", "ablations/dvc.yaml").stdout
 
 
 def test_mlflow_parent_with_a_child_per_model_and_bleu_by_length(repro):

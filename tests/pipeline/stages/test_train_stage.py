@@ -220,3 +220,29 @@ def test_bad_params_fail_before_any_work(project, section, values, needle):
 def test_unknown_model_argument(project):
     tiny_project(project)
     assert_one_line_error(run_stage(project, "train", "gpt-2"), "unknown model 'gpt-2'", exit_code=2)
+
+
+def test_an_ablation_variant_trains_with_its_settings_apart(project):
+    """--variant trains params' ablations.variants entry: the controlled experiment with its settings
+    laid over, its outputs under checkpoints/ablations and reports/ablations/train (never beside the
+    headline pair's); an unknown name is a one-line error naming the known ones."""
+    import torch
+
+    tiny_project(project, max_epochs=1)
+    write_tiny_corpus(project / "data/synthetic")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["ablations"]["variants"] = {"rnnenc-gru-c4": {"model": "rnnenc-gru", "corpus": "synthetic",
+                                                         "settings": {"model.context_size": 4, "train.seed": 7}}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    assert_one_line_error(run_stage(project, "train", "--variant", "rnnenc-gru-c5"), "ablations.variants: no variant "
+                          "'rnnenc-gru-c5' (params.yaml has: rnnenc-gru-c4)", exit_code=2)
+    result = run_stage(project, "train", "--variant", "rnnenc-gru-c4")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "variant rnnenc-gru-c4: model.context_size=4, train.seed=7" in result.stdout
+    checkpoint = torch.load(project / "checkpoints/ablations/rnnenc-gru-c4/best.ckpt", weights_only=True)
+    assert checkpoint["hyper_parameters"]["model"]["context_size"] == 4
+    assert checkpoint["hyper_parameters"]["train"]["seed"] == 7
+    summary = json.loads((project / "reports/ablations/train/rnnenc-gru-c4.json").read_text())
+    assert summary["overrides"]["model.context_size"] == 4
+    assert not (project / "checkpoints/synthetic/rnnenc-gru-c4").exists()
+    assert not (project / "reports/train/synthetic").exists()
