@@ -19,13 +19,13 @@ from pipeline.config.data import (CleanConfig, FilesSource, PrepareConfig, Sonof
 from pipeline.config.loading import PARAMS_FILE, apply_profile, load_params, validate_params
 from pipeline.config.params import (EvaluateConfig, MlflowConfig, Params, controlled_experiment, model_argument,
                                     overlay)
-from pipeline.config.section import REPAIR_NAMES
+from pipeline.config.section import DROP_NAMES, REPAIR_NAMES
 from pipeline.config.sweeps import ClusterConfig, Dimension, ExperimentsConfig, TuneConfig, TuneResources
 from pipeline.config.training import EpochBudget, FamilyEpochs, ModelConfig, TrainConfig
 
 __all__ = [
     "AblationsConfig", "Variant", "CleanConfig", "ClusterConfig", "Dimension", "EpochBudget", "EvaluateConfig", "ExperimentsConfig", "FamilyEpochs",
-    "FilesSource", "MlflowConfig", "ModelConfig", "PARAMS_FILE", "Params", "PrepareConfig", "REPAIR_NAMES",
+    "FilesSource", "MlflowConfig", "ModelConfig", "PARAMS_FILE", "Params", "PrepareConfig", "DROP_NAMES", "REPAIR_NAMES",
     "SonofmanSource", "SplitConfig", "SyntheticSource", "TokenizeConfig", "TrainConfig", "TuneConfig", "TuneResources",
     "Wmt14Source", "apply_profile", "controlled_experiment", "load_params", "model_argument", "overlay", "validate_params",
 ]

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from models.special_tokens import SPECIAL_TOKENS
-from pipeline.config.section import RepairName, Section
+from pipeline.config.section import DropName, RepairName, Section
 
 
 class SonofmanSource(Section):
@@ -54,6 +54,8 @@ class FilesSource(Section):
     block_lines: int = Field(gt=0)
     # Opt-in Bible repairs (pipeline/preparation/cleaning.py); by default a user's text is only normalised.
     repairs: list[RepairName]
+    # Opt-in drop filters: markup drops pairs with <tags> or braces, as for the Bible; by default none.
+    drops: list[DropName]
 
     @model_validator(mode="after")
     def one_layout(self) -> "FilesSource":

@@ -6,6 +6,9 @@ from pydantic import BaseModel, ConfigDict
 # The Bible repairs a user may opt into (pipeline/preparation/cleaning.py implements each).
 REPAIR_NAMES = ("verse_marker_stripped", "brackets_removed", "backticks_replaced")
 RepairName = Literal[REPAIR_NAMES]
+# The drop filters a source opts into (the Bible's and WMT'14's; a user's corpus only when named).
+DROP_NAMES = ("markup",)
+DropName = Literal[DROP_NAMES]
 
 
 class Section(BaseModel):

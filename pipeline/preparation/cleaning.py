@@ -6,7 +6,9 @@ markers at the start of a verse ("(7:26) L'Éternel…", Segond's own numbering)
 Bible's [italic brackets] and its backtick apostrophes; a user's corpus gets them only when
 ``prepare.files.repairs`` names them. Drops lose the pair, and are reported: a verse marker *inside*
 a verse means the translation merged two verses (misaligned; only where verse markers are repaired);
-anything left that looks like markup; an empty side; a length ratio no translation has; sentences
+anything left that looks like markup (only for a source whose text should hold none, ``Source.drops``:
+the Bible, WMT'14, or a user's corpus whose ``prepare.files.drops`` names it — a software manual's
+``<Oracle client>`` or ``{x}`` is text); an empty side; a length ratio no translation has; sentences
 longer than the training limit.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ import unicodedata
 from collections import Counter
 from typing import Optional
 
-from pipeline.config import REPAIR_NAMES
+from pipeline.config import DROP_NAMES, REPAIR_NAMES
 
 # Segond's own numbering: "(7:26)", "(63:19b)", and once an unclosed "(5:21".
 VERSE_MARKER = re.compile(r"\(\d+:\d+[a-z]?\)?")
@@ -28,6 +30,7 @@ SPACES = re.compile(r"\s+")
 # Every reason is always reported (0 included), so `dvc metrics diff` compares like with like.
 DROP_REASONS = ("empty_side", "verse_marker", "markup", "length_ratio", "too_long", "overlap_heldout")
 SOURCE_REPAIRS = REPAIR_NAMES  # opt-in per source (params.yaml names them: prepare.files.repairs)
+SOURCE_DROPS = DROP_NAMES  # opt-in per source too (prepare.files.drops)
 NORMALISATIONS = ("unicode_normalized", "whitespace_normalized")  # every source
 REPAIRS = NORMALISATIONS + SOURCE_REPAIRS
 
@@ -71,14 +74,15 @@ def clean_reference(text: str, repairs: frozenset[str]) -> str:
 
 
 def drop_reason(src: str, tgt: str, max_len: Optional[int], max_ratio: float,
-                repairs: frozenset[str] = frozenset()) -> Optional[str]:
-    """Why a repaired pair is dropped, or None to keep it. ``max_len`` None: no length limit (test)."""
+                repairs: frozenset[str] = frozenset(), drops: frozenset[str] = frozenset()) -> Optional[str]:
+    """Why a repaired pair is dropped, or None to keep it. ``max_len`` None: no length limit (test);
+    ``drops``: the source's opt-in filters (SOURCE_DROPS)."""
     if not src or not tgt:
         return "empty_side"
     # A marker left inside a verse means merged verses; in other text "(3:4)" is just text.
     if "verse_marker_stripped" in repairs and (VERSE_MARKER.search(src) or VERSE_MARKER.search(tgt)):
         return "verse_marker"
-    if MARKUP.search(src) or MARKUP.search(tgt):
+    if "markup" in drops and (MARKUP.search(src) or MARKUP.search(tgt)):
         return "markup"
     src_words, tgt_words = src.count(" ") + 1, tgt.count(" ") + 1
     if max(src_words, tgt_words) > max_ratio * min(src_words, tgt_words):

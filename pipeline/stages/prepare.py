@@ -68,7 +68,7 @@ def clean_and_route(source: Source, config: PrepareConfig,
                 continue
             src, tgt = repair(pair.src, repairs, source.repairs), repair(pair.tgt, repairs, source.repairs)
             reason = drop_reason(src, tgt, None if split == "test" else config.clean.max_len,
-                                 config.clean.max_length_ratio, source.repairs)
+                                 config.clean.max_length_ratio, source.repairs, source.drops)
             if reason is not None:
                 dropped[reason] += 1
                 continue

@@ -25,6 +25,8 @@ class Source(Protocol):
     predefined_splits: bool
     # The repairs of pipeline.preparation.cleaning.SOURCE_REPAIRS this source's text needs (docs/corpora.md, Cleaning).
     repairs: frozenset[str]
+    # The drop filters of pipeline.preparation.cleaning.SOURCE_DROPS this source's text needs.
+    drops: frozenset[str]
 
     def group_sizes(self) -> dict[str, int]:
         """Pairs per group in corpus order; validates the whole input before any output exists."""

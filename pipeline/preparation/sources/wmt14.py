@@ -20,6 +20,7 @@ class Wmt14:
     predefined_splits = True
     reference_names: tuple[str, ...] = ()
     repairs: frozenset[str] = frozenset()
+    drops = frozenset({"markup"})  # web-crawled text: leftover tags are noise, not sentences
 
     def __init__(self, config: Wmt14Source, src_lang: str, tgt_lang: str) -> None:
         languages = config.config.split("-")

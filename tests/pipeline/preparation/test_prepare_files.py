@@ -12,10 +12,11 @@ from tests.pipeline.helpers import (assert_no_output, assert_one_line_error, run
 SMALL_SPLIT = {"test_size": 60, "dev_size": 40}
 
 
-def prepare_files(project, pairs, files_repairs=(), **overrides):
+def prepare_files(project, pairs, files_repairs=(), files_drops=(), **overrides):
     src, tgt = write_parallel(project, pairs)
     settings = {"source": "files", "split": SMALL_SPLIT, "workers": 2,
-                "files": {"src": str(src), "tgt": str(tgt), "block_lines": 10, "repairs": list(files_repairs)}}
+                "files": {"src": str(src), "tgt": str(tgt), "block_lines": 10, "repairs": list(files_repairs),
+                          "drops": list(files_drops)}}
     settings.update(overrides)
     write_params(project, **settings)
     return run_stage(project, "prepare")
@@ -76,18 +77,21 @@ def test_cleaning_drops_are_counted_by_reason(project):
     pairs[6] = ("one two (3:4) three", "un deux trois")
     pairs[7] = ("a b c d e f g h i j k l", "x")
     pairs[8] = ("<b>bold</b> words", "mots")
-    # Verse markers are a Bible repair: a user's corpus opts in to dropping merged "verses".
-    result = prepare_files(project, pairs, files_repairs=["verse_marker_stripped"])
+    # Verse markers are a Bible repair, markup a Bible drop: a user's corpus opts in to both.
+    result = prepare_files(project, pairs, files_repairs=["verse_marker_stripped"], files_drops=["markup"])
     assert result.returncode == 0, result.stderr
     dropped = json.loads((project / "data/prepared/stats.json").read_text())["dropped"]
     assert dropped["empty_side"] == 1 and dropped["verse_marker"] == 1
     assert dropped["length_ratio"] == 1 and dropped["markup"] == 1
 
 
-SOFTWARE_HELP = [  # text a Bible repair would change: brackets, a ratio in parentheses, backticks
+SOFTWARE_HELP = [  # text a Bible repair or drop would change: brackets, a ratio, backticks, <…>, braces
     ("NPV Function [VBA]", "Fonction VAN [VBA]"),
     ("IFS(expression1; result1[; expression2; result2])", "SI.CONDITIONS(expression1; résultat1[; expression2])"),
     ("Set the aspect ratio to (16:9) in `Settings`", "Réglez le format sur (16:9) dans `Paramètres`"),
+    ("Select the range <A2:C2> first", "Sélectionnez d'abord la plage <A2:C2>"),
+    ("Install the <Oracle client> on the server", "Installez le <client Oracle> sur le serveur"),
+    ("The formula {=SUM(A1:A3)} is an array", "La formule {=SOMME(A1:A3)} est matricielle"),
 ]
 
 
@@ -98,7 +102,7 @@ def test_a_users_corpus_arrives_intact_compressed_or_not(project, compression):
     import importlib
 
     pairs = sentence_pairs(200)
-    for position, pair in zip((3, 100, 150), SOFTWARE_HELP):  # lands in every split
+    for position, pair in zip((3, 100, 150, 4, 101, 151), SOFTWARE_HELP):  # lands in every split
         pairs[position] = pair
     pairs[7] = ("  two   spaces  ", "deux espaces")
     pairs[8] = ("cafe\u0301 ok", "cafe\u0301 ok")  # e + combining acute: NFC makes it one letter
