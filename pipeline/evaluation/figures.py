@@ -47,6 +47,15 @@ def save(figure, path: Path, title: str = "") -> None:
     plt.close(figure)
 
 
+def nothing_to_draw(path: Path, text: str) -> None:
+    """A figure that says why there is none (a declared DVC output must exist: e.g. the controlled
+    experiment turned off with an empty experiments.synthetic_models)."""
+    figure, ax = plt.subplots(figsize=(6, 1.6))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=11, wrap=True)
+    save(figure, path)
+
+
 def _values(scores: Sequence[BucketScore], field: str) -> np.ndarray:
     return np.array([np.nan if getattr(s, field) is None else getattr(s, field) for s in scores], dtype=float)
 

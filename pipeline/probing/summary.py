@@ -19,15 +19,16 @@ def percent(value: Optional[float]) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
-def probe_section(corpus: str) -> str:
-    """A Markdown section for reports/README.md: recall per bucket, the figure and one sentence."""
+def probe_section(corpus: str, label: str) -> str:
+    """A Markdown section for reports/README.md: recall per bucket, the figure and one sentence;
+    ``label`` names the corpus in its heading."""
     folder = CORPORA[corpus].reports
     path = folder / JSON
     if not path.exists():
         raise UserError(f"{path}: missing (run `dvc repro` to produce it)")
     results = json.loads(path.read_text(encoding="utf-8"))
     if not results:
-        return f"### Probe of the encoder's summary ({corpus})\n\nNo rnnenc or rnnsearch model was probed."
+        return f"### Probe of the encoder's summary ({label})\n\nNo rnnenc or rnnsearch model was probed."
     first = next(iter(results.values()))
     target = first.get("target_precision", bow_probe.TARGET_PRECISION)
     header = (["model", "probed vector"] + [f"{label} (n={row['n']})" for label, row in first["buckets"].items()]
@@ -42,7 +43,7 @@ def probe_section(corpus: str) -> str:
     except ValueError:
         link = folder / FIGURE
     return "\n".join([
-        f"### Probe of the encoder's summary ({corpus})", "",
+        f"### Probe of the encoder's summary ({label})", "",
         f"Recall (%) of the source's words that a linear bag-of-words probe reads off each model's sentence "
         f"vector, at {target:.0%} pooled precision (threshold set on dev; the {first.get('labels', '?')} most "
         f"frequent source word types, fitted on {first.get('train_sentences', '?')} train sentences), "

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from pipeline.data.languages import direction
 from pipeline.data.length_buckets import BUCKET_LABELS
 from pipeline.errors import UserError
 from pipeline.evaluation.claim import CONFIDENCE, DIFF_ABOVE, LONG, SHORT
@@ -15,9 +16,9 @@ from pipeline.evaluation.losses import BP_AT_LEAST, KEEPS, OVER_ABOVE
 from pipeline.sweeps.tuned import describe
 
 REPORTS = Path("reports")
-EXPERIMENTS = {  # corpus → (reports folder, prepared data, title)
-    "synthetic": (REPORTS / "synthetic", Path("data/synthetic"), "Controlled experiment: synthetic dictionary translation"),
-    "bible": (REPORTS, Path("data/prepared"), "Real text: the Bible, English → French (WEB → Segond)"),
+EXPERIMENTS = {  # corpus → (reports folder, prepared data, what the heading calls it before the corpus's title)
+    "synthetic": (REPORTS / "synthetic", Path("data/synthetic"), "Controlled experiment"),
+    "bible": (REPORTS, Path("data/prepared"), "Real text"),
 }
 HEADLINE_CELL = "gru"  # the pair rnnenc-gru / rnnsearch-gru
 DECODERS = {"beam": "beam search", "greedy": "greedy search"}  # metrics.json's "claim", in report order
@@ -79,8 +80,15 @@ def fall(rows: dict[str, dict[str, str]], key: str, short: str = SHORT, long: st
         return "–"
 
 
+def corpus_title(corpus: str) -> str:
+    """What the prepared corpus is, from its corpus.json ("the Bible (WEB → Segond), English → French")."""
+    info = read_json(EXPERIMENTS[corpus][1] / "corpus.json")
+    return info.get("title") or direction(info.get("src_lang", "?"), info.get("tgt_lang", "?"))
+
+
 def experiment_section(corpus: str) -> str:
-    folder, data, title = EXPERIMENTS[corpus]
+    folder, data, kind = EXPERIMENTS[corpus]
+    title = f"{kind}: {corpus_title(corpus)}"
     metrics = read_json(folder / "metrics.json")
     rows = read_rows(folder / "bleu_by_length.csv")
     stats = read_json(data / "stats.json")
@@ -239,11 +247,11 @@ def language_model_section(metrics: dict[str, Any], samples: dict[str, Any]) -> 
     return "\n".join(parts)
 
 
-def examples_section(samples: dict[str, Any]) -> str:
+def examples_section(samples: dict[str, Any], title: str) -> str:
     translations = samples.get("translations", {})
     if not translations:
         return ""
-    parts = ["## Example translations (Bible test set)", "",
+    parts = [f"## Example translations (test set of {title})", "",
              "The same test sentences for every model: short ones (10-19 words) and long ones (40+).", ""]
     first = next(iter(translations.values()))
     for kind, examples in first.items():

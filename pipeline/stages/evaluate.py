@@ -86,9 +86,6 @@ def publish(work: Path, reports: Path) -> None:
 
 def evaluate(corpus_name: str, models: list[str], config: EvaluateConfig) -> dict:
     corpus = CORPORA[corpus_name]
-    if not models:
-        raise UserError(f"experiments.{corpus.models_key} "
-                        f"is empty: nothing to evaluate on the {corpus_name} corpus")
     corpus.require_prepared()
     # Every checkpoint is checked before the first one decodes: no half run for a missing file.
     paths = {name: corpus.checkpoints / name / "best.ckpt" for name in models}
@@ -157,10 +154,13 @@ def evaluate(corpus_name: str, models: list[str], config: EvaluateConfig) -> dic
                             title=f"{name}, test sentence {index} ({int(test.src_words[index])} words)")
             timings[name] = time.perf_counter() - started
             del task
+        if not models:  # the controlled experiment turned off: empty outputs, so DVC and the report go on
+            figures.nothing_to_draw(work / FIGURES / "bleu_by_length.png",
+                                    f"no model evaluated: experiments.{corpus.models_key} is empty")
         if scores[primary]:
             figures.bleu_by_length({name: s.buckets for name, s in scores[primary].items()},
                                    work / FIGURES / "bleu_by_length.png", test.train_max_len,
-                                   title=f"{corpus_name} test set, "
+                                   title=f"{corpus.description().get('title', corpus_name)}: test set, "
                                          f"{'greedy search' if primary == GREEDY else f'beam {config.beam_size}'}")
             tested = claim.judge({decoder: {name: s.statistics for name, s in by_model.items()}
                                   for decoder, by_model in scores.items()},

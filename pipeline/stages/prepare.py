@@ -28,6 +28,7 @@ from tqdm import tqdm
 from models.special_tokens import UNK
 from pipeline.preparation.cleaning import DROP_REASONS, REPAIRS, clean_reference, drop_reason, heldout_key, repair
 from pipeline.config import PrepareConfig, load_params
+from pipeline.data.languages import direction
 from pipeline.preparation.sources.synthetic import reordered_task
 from pipeline.errors import DataError, stage_entry_point
 from pipeline.data.length_buckets import BUCKET_LABELS, histogram
@@ -41,6 +42,7 @@ OUTPUT_DIRS = {"prepare": Path("data/prepared"), "synthetic": Path("data/synthet
 # Each is its own DVC output (dvc.yaml); together they are everything this stage writes.
 OUTPUTS = ("train", "dev", "test", "vocab", "corpus.json", "stats.json", "lengths.csv")
 ENCODE_CHUNK = 4096
+USER_CORPUS = Path("data/corpus")  # a DVC dependency of `prepare` (dvc.yaml)
 
 
 def _progress(iterable, description: str, total=None):
@@ -194,7 +196,8 @@ def prepare(source: Source, config: PrepareConfig, work: Path) -> dict:
     if by_pairing:  # pairs per version pairing and split, after cleaning (before train's overlap filter)
         stats["pairings"] = {name: {split: counts[split] for split in SPLITS} for name, counts in by_pairing.items()}
     (work / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
-    corpus = {"source": config.source, "src_lang": config.src_lang, "tgt_lang": config.tgt_lang,
+    corpus = {"title": f"{source.title}, {direction(config.src_lang, config.tgt_lang)}",
+              "source": config.source, "src_lang": config.src_lang, "tgt_lang": config.tgt_lang,
               "lowercase": config.tokenize.lowercase, "vocab": config.tokenize.vocab,
               "references": ["tgt.txt"] + [f"ref-{name}.txt" for name in source.reference_names],
               "max_len": config.clean.max_len}
@@ -218,6 +221,18 @@ def publish(work: Path, output_dir: Path) -> None:
         elif target.exists():
             target.unlink()
         (work / name).replace(target)
+
+
+def warn_untracked_corpus(config: PrepareConfig) -> None:
+    """A user's files outside data/corpus/ were read, but no DVC dependency covers them: say so."""
+    if config.source != "files":
+        return
+    inside = USER_CORPUS.resolve()
+    for key in ("tsv", "src", "tgt"):
+        path = getattr(config.files, key)
+        if path is not None and not Path(path).resolve().is_relative_to(inside):
+            print(f"note: prepare.files.{key}: {path} is outside {USER_CORPUS}/, so `dvc repro` will not "
+                  f"prepare it again when it changes; move it into {USER_CORPUS}/", flush=True)
 
 
 @stage_entry_point
@@ -244,6 +259,7 @@ def main() -> None:
     dropped = ", ".join(f"{reason} {n}" for reason, n in stats["dropped"].items())
     print(f"prepared {output_dir}: pairs {stats['pairs']}; dropped: {dropped}; "
           f"vocab {stats['vocab_size']}; buckets {', '.join(BUCKET_LABELS)}")
+    warn_untracked_corpus(config)
 
 
 if __name__ == "__main__":

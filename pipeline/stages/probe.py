@@ -56,6 +56,8 @@ def _split(corpus: Corpus, name: str):
 def probe(corpus_name: str, models: list[str]) -> dict:
     corpus = CORPORA[corpus_name]
     names = probed_models(models)
+    if not models:  # the controlled experiment turned off (experiments.synthetic_models: [])
+        return write_outputs(corpus, {}, f"no model probed: experiments.{corpus.models_key} is empty")
     if not names:
         raise UserError(f"experiments.{corpus.models_key} has no rnnenc-* or rnnsearch-* model: "
                         f"nothing to probe on the {corpus_name} corpus")
@@ -92,23 +94,33 @@ def probe(corpus_name: str, models: list[str]) -> dict:
         timings[name] = time.perf_counter() - model_started
         del task
 
+    write_outputs(corpus, results, f"{corpus.description().get('title', corpus_name)}: test set, a linear "
+                                   "bag-of-words probe of the encoder's summary")
+    print_table(results, timings)
+    print(f"probed {len(names)} models on {corpus.data} in {time.perf_counter() - started:.1f} s → "
+          f"{corpus.reports / JSON}", flush=True)
+    return results
+
+
+def write_outputs(corpus, results: dict[str, dict], title: str) -> dict[str, dict]:
+    """probe.json, probe_by_length.csv and the figure (one saying why, for no model), all or nothing."""
     reports = corpus.reports
     reports.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".probe-", dir=reports))
     try:
+        from pipeline.evaluation.figures import nothing_to_draw
         from pipeline.probing.figures import probe_by_length
 
         (work / JSON).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
         write_csv(work / CSV, results)
-        probe_by_length(results, work / FIGURE, bow_probe.TARGET_PRECISION,
-                        title=f"{corpus_name} test set: a linear bag-of-words probe of the encoder's summary")
+        if results:
+            probe_by_length(results, work / FIGURE, bow_probe.TARGET_PRECISION, title=title)
+        else:
+            nothing_to_draw(work / FIGURE, title)
         for name in FILES:
             (work / name).replace(reports / name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print_table(results, timings)
-    print(f"probed {len(names)} models on {corpus.data} in {time.perf_counter() - started:.1f} s → "
-          f"{reports / JSON}", flush=True)
     return results
 
 

