@@ -17,7 +17,7 @@ from pipeline.config.ablations import AblationsConfig, Variant
 from pipeline.config.data import (CleanConfig, FilesSource, PrepareConfig, SonofmanSource, SplitConfig,
                                   SyntheticSource, TokenizeConfig, Wmt14Source)
 from pipeline.config.loading import PARAMS_FILE, apply_profile, load_params, validate_params
-from pipeline.config.params import (EvaluateConfig, MlflowConfig, Params, controlled_experiment, model_argument,
+from pipeline.config.params import (EvaluateConfig, LmSamples, MlflowConfig, Params, ProbeConfig, controlled_experiment, model_argument,
                                     overlay)
 from pipeline.config.section import DROP_NAMES, REPAIR_NAMES
 from pipeline.config.sweeps import ClusterConfig, Dimension, ExperimentsConfig, TuneConfig, TuneResources
@@ -25,7 +25,7 @@ from pipeline.config.training import EpochBudget, FamilyEpochs, ModelConfig, Tra
 
 __all__ = [
     "AblationsConfig", "Variant", "CleanConfig", "ClusterConfig", "Dimension", "EpochBudget", "EvaluateConfig", "ExperimentsConfig", "FamilyEpochs",
-    "FilesSource", "MlflowConfig", "ModelConfig", "PARAMS_FILE", "Params", "PrepareConfig", "DROP_NAMES", "REPAIR_NAMES",
+    "FilesSource", "LmSamples", "MlflowConfig", "ProbeConfig", "ModelConfig", "PARAMS_FILE", "Params", "PrepareConfig", "DROP_NAMES", "REPAIR_NAMES",
     "SonofmanSource", "SplitConfig", "SyntheticSource", "TokenizeConfig", "TrainConfig", "TuneConfig", "TuneResources",
     "Wmt14Source", "apply_profile", "controlled_experiment", "load_params", "model_argument", "overlay", "validate_params",
 ]

@@ -90,6 +90,7 @@ class SyntheticSource(Section):
     min_words: int = Field(gt=0)
     max_words: int = Field(gt=0)
     order: Literal["swap_adjacent", "monotone", "reversed", "swap_halves"]
+    block_pairs: int = Field(gt=0)  # consecutive pairs generated and split together
 
     @model_validator(mode="after")
     def length_range(self) -> "SyntheticSource":

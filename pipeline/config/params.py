@@ -22,6 +22,28 @@ class EvaluateConfig(Section):
     precision: Literal["auto", "32", "bf16-mixed"]  # of decoding and test perplexity (pipeline/training/precision.py)
     heatmaps: int = Field(ge=0)  # attention heatmaps of long test sentences per RNNsearch model
     heatmap_min_words: int = Field(gt=0)
+    lm_samples: LmSamples
+    seed: int
+
+
+class LmSamples(Section):
+    """The language models' samples in the report: ancestral sampling with a temperature and top-k."""
+
+    count: int = Field(ge=0)
+    max_len: int = Field(gt=0)
+    temperature: float = Field(gt=0.0)
+    top_k: int = Field(gt=0)
+
+
+class ProbeConfig(Section):
+    """The bag-of-words probe of each translation model's sentence vector (pipeline/probing/bow_probe.py)."""
+
+    labels: int = Field(gt=0)  # most frequent source word types probed
+    train_sentences: int = Field(gt=0)  # the seeded sample of the train split the probe is fitted on
+    epochs: int = Field(gt=0)
+    batch_sentences: int = Field(gt=0)
+    lr: float = Field(gt=0.0)
+    target_precision: float = Field(gt=0.0, lt=1.0)  # recall is read at the dev threshold reaching this precision
     seed: int
 
 
@@ -38,6 +60,7 @@ class Params(Section):
     experiments: ExperimentsConfig
     ablations: AblationsConfig
     evaluate: EvaluateConfig
+    probe: ProbeConfig
     tune: TuneConfig
     cluster: ClusterConfig
     mlflow: MlflowConfig

@@ -18,7 +18,6 @@ from pipeline.evaluation.test_set import TestSet
 
 # Lightning (via pipeline.training.datamodule) takes ~4 s to import: it is imported only once params
 # and inputs are known to be good, so those errors come back at once.
-LM_SAMPLES, SAMPLE_MAX_LEN, SAMPLE_TEMPERATURE, SAMPLE_TOP_K = 5, 60, 0.8, 20
 EXAMPLES = 3  # short and long example translations per model
 SHORT_WORDS, LONG_WORDS = (10, 19), 40
 GREEDY, BEAM = "greedy", "beam"
@@ -77,10 +76,12 @@ def perplexity(task, test: TestSet, config: EvaluateConfig, name: str) -> float:
     return float(np.exp(total / max(tokens, 1)))
 
 
-def lm_samples(task, test: TestSet, seed: int) -> list[str]:
-    generator = torch.Generator(device=task.device).manual_seed(seed)
-    drawn = task.model.sample(LM_SAMPLES, SAMPLE_MAX_LEN, temperature=SAMPLE_TEMPERATURE, top_k=SAMPLE_TOP_K,
-                              generator=generator)
+def lm_samples(task, test: TestSet, config: EvaluateConfig) -> list[str]:
+    """``evaluate.lm_samples`` sentences drawn from a language model, seeded by ``evaluate.seed``."""
+    settings = config.lm_samples
+    generator = torch.Generator(device=task.device).manual_seed(config.seed)
+    drawn = task.model.sample(settings.count, settings.max_len, temperature=settings.temperature,
+                              top_k=settings.top_k, generator=generator)
     return [test.text(ids) for ids in drawn]
 
 

@@ -1,7 +1,7 @@
 """A linear bag-of-words probe: which source words can be read off a sentence vector? (maths only)
 
 Labels are the source word types of a sentence (multi-label: present or not, repeats count once),
-restricted to the ``LABELS`` most frequent types of the train split (by the number of sentences
+restricted to the ``probe.labels`` most frequent types of the train split (by the number of sentences
 they occur in), special tokens excluded; with a BPE vocabulary a "type" is a vocabulary piece.
 Words outside the label set (rarer ones, <unk>) are neither asked for nor counted. The
 probe is one logistic layer D → labels fitted with binary cross-entropy and Adam for a fixed number
@@ -22,18 +22,12 @@ import torch
 
 from models.special_tokens import SPECIAL_TOKENS
 
-# Recall is read at a fixed precision, chosen per model on dev, so that models (and lengths) are
-# compared at the same rate of false alarms: a probe can always raise recall by guessing more words.
-# 0.9 means "one reported word in ten is wrong": high enough that a probe which only guesses the
-# frequent words everywhere cannot reach it on real text, low enough that a useful probe finds a
-# fair share of the words at it.
+# Recall is read at a fixed precision (params.yaml: probe.target_precision), chosen per model on dev,
+# so that models (and lengths) are compared at the same rate of false alarms: a probe can always raise
+# recall by guessing more words. 0.9 means "one reported word in ten is wrong": high enough that a
+# probe which only guesses the frequent words everywhere cannot reach it on real text, low enough
+# that a useful probe finds a fair share of the words at it.
 FAMILIES = ("rnnenc", "rnnsearch")  # the models whose sentence vector is probed
-TARGET_PRECISION = 0.9
-LABELS = 2000  # most frequent source word types probed (the synthetic corpus has 50; the Bible vocabulary 10k)
-EPOCHS = 8
-BATCH_SENTENCES = 256
-LEARNING_RATE = 0.01
-SEED = 1234
 
 
 @dataclass(frozen=True)
@@ -82,7 +76,7 @@ def document_frequency(ids: np.ndarray, offsets: np.ndarray, vocab_size: int) ->
     return np.bincount(pairs % vocab_size, minlength=vocab_size)
 
 
-def label_set(frequency: np.ndarray, size: int = LABELS) -> LabelSet:
+def label_set(frequency: np.ndarray, size: int) -> LabelSet:
     """The ``size`` most frequent ids that occur at all (ties: the lower id), specials excluded."""
     frequency = np.asarray(frequency).copy()
     frequency[: len(SPECIAL_TOKENS)] = 0  # <pad>, <unk>, <s>, </s>: not words
@@ -115,8 +109,7 @@ class Probe:
         return self.layer((features.float() - self.mean) / self.std)
 
 
-def fit_probe(features: torch.Tensor, labels: Labels, epochs: int = EPOCHS, batch: int = BATCH_SENTENCES,
-              lr: float = LEARNING_RATE, seed: int = SEED) -> Probe:
+def fit_probe(features: torch.Tensor, labels: Labels, epochs: int, batch: int, lr: float, seed: int) -> Probe:
     """Binary cross-entropy, Adam, ``epochs`` passes over shuffled minibatches (seeded), float32, CPU."""
     features = features.float()
     mean = features.mean(0)
@@ -163,7 +156,7 @@ class Threshold:
 
 
 def threshold_at_precision(logits: torch.Tensor, truth: torch.Tensor,
-                           target: float = TARGET_PRECISION) -> Threshold:
+                           target: float) -> Threshold:
     """The lowest threshold whose pooled precision over every (sentence, word) decision is ≥ target.
 
     Precision is read only at cuts between distinct scores (tied scores are all in or all out); of

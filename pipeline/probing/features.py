@@ -7,17 +7,17 @@ import numpy as np
 import torch
 
 from models.names import parse_model_name
+from pipeline.config import ProbeConfig
 from pipeline.data.length_buckets import BUCKET_LABELS
 from pipeline.probing import bow_probe
 from pipeline.probing.bow_probe import FAMILIES
 
 FEATURES = {"rnnenc": "c", "rnnsearch": "mean annotation"}
-# A fixed, seeded sample of the train split: encoding all ~27k Bible sentences with six models and
+# probe.train_sentences is a fixed, seeded sample of the train split: encoding all ~27k Bible sentences with six models and
 # fitting on them is most of the stage's time on a CPU. Measured on the Bible corpus (random-init
 # default-size models): RNNenc's c probe is saturated at 8k sentences (test recall 0.20 at 8k, 16k
 # and 27k), the 512-wide RNNsearch mean still gains (0.74 / 0.81 / 0.84): 16k keeps the baseline
-# close to its full-data value at ~60% of the full cost. Smaller corpora use all their sentences.
-TRAIN_SENTENCES = 16000
+# close to its full-data value at ~60% of the full cost (16,000). Smaller corpora use all their sentences.
 FEATURE_BATCH = 256  # sentences per encoder call, longest first (little padding)
 
 
@@ -49,22 +49,23 @@ def features(model, split, indices: np.ndarray, device: torch.device, batch: int
     return result
 
 
-def train_sample(size: int, limit: int = TRAIN_SENTENCES, seed: int = bow_probe.SEED) -> np.ndarray:
+def train_sample(size: int, limit: int, seed: int) -> np.ndarray:
+    """The sorted, seeded sample of ``limit`` train sentences the probe is fitted on (all when fewer)."""
     if size <= limit:
         return np.arange(size)
     return np.sort(np.random.default_rng(seed).choice(size, limit, replace=False))
 
 
 def probe_model(task, splits: dict, labels: dict, sample: np.ndarray, buckets: np.ndarray,
-                device: torch.device) -> dict:
+                device: torch.device, config: ProbeConfig) -> dict:
     """Fit, threshold on dev, count on test: the model's probe.json entry."""
     model = task.model.eval()
     train = features(model, splits["train"], sample, device)
     dev = features(model, splits["dev"], np.arange(len(splits["dev"])), device)
     test = features(model, splits["test"], np.arange(len(splits["test"])), device)
-    probe = bow_probe.fit_probe(train, labels["train"])
+    probe = bow_probe.fit_probe(train, labels["train"], config.epochs, config.batch_sentences, config.lr, config.seed)
     dev_truth, test_truth = labels["dev"].dense(), labels["test"].dense()
-    threshold = bow_probe.threshold_at_precision(probe.logits(dev), dev_truth)
+    threshold = bow_probe.threshold_at_precision(probe.logits(dev), dev_truth, config.target_precision)
     test_logits = probe.logits(test)
     predicted = threshold.predict(test_logits)
     overall = bow_probe.counts(predicted, test_truth, test_logits)
@@ -73,7 +74,7 @@ def probe_model(task, splits: dict, labels: dict, sample: np.ndarray, buckets: n
     return {
         "feature": FEATURES[parse_model_name(task.hparams["model_name"])[0]],
         "dim": int(train.size(1)),
-        "target_precision": bow_probe.TARGET_PRECISION,
+        "target_precision": config.target_precision,
         "threshold": rounded(threshold.probability),
         "dev_precision": rounded(threshold.precision),
         "dev_recall": rounded(threshold.recall),

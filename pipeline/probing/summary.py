@@ -7,7 +7,6 @@ from typing import Optional
 
 from pipeline.data.corpora import CORPORA
 from pipeline.errors import UserError
-from pipeline.probing import bow_probe
 from pipeline.probing.bow_probe import FAMILIES
 
 JSON, CSV, FIGURE = "probe.json", "probe_by_length.csv", "probe_by_length.png"
@@ -30,7 +29,7 @@ def probe_section(corpus: str, label: str) -> str:
     if not results:
         return f"### Probe of the encoder's summary ({label})\n\nNo rnnenc or rnnsearch model was probed."
     first = next(iter(results.values()))
-    target = first.get("target_precision", bow_probe.TARGET_PRECISION)
+    target = first["target_precision"]
     header = (["model", "probed vector"] + [f"{label} (n={row['n']})" for label, row in first["buckets"].items()]
               + ["all", f"{LONG} / {SHORT}", f"AUC {SHORT} → {LONG}"])
     body = [[f"`{name}`", f"{entry['feature']} ({entry['dim']})",

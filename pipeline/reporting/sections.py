@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +46,6 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def revision() -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit, dirty = "unknown", ""
-    lock = Path("dvc.lock")
-    lock_hash = hashlib.md5(lock.read_bytes()).hexdigest()[:10] if lock.exists() else "none"
-    return f"git `{commit}`{' (with uncommitted changes)' if dirty else ''}, `dvc.lock` md5 `{lock_hash}`"
 
 
 def main_decoder(rows: list[dict[str, str]]) -> str:

@@ -122,7 +122,7 @@ def evaluate(corpus_name: str, models: list[str], config: EvaluateConfig) -> dic
             with precision.autocast(device.type):  # decoding and perplexity
                 if family == "lm":
                     metrics[name] = {"ppl": round(perplexity(task, test, config, name), 2)}
-                    samples["language_models"][name] = lm_samples(task, test, config.seed)
+                    samples["language_models"][name] = lm_samples(task, test, config)
                 else:
                     heatmaps = heatmap_indices(test, config) if family == "rnnsearch" else []
                     outputs, attention = {}, {}

@@ -7,7 +7,7 @@ For every ``rnnenc-<cell>`` of the corpus' model list the feature is its fixed v
 (``encode(...)["context"]``, H numbers: all the decoder ever sees of the source); for every
 ``rnnsearch-<cell>`` the mean of its annotations over the real positions (2H numbers), the baseline:
 a summary the attention model never had to make. A bag-of-words probe (``pipeline.probing.bow_probe``: one
-logistic layer, the ``LABELS`` most frequent source word types) is fitted on a seeded sample of the
+logistic layer, the ``probe.labels`` most frequent source word types) is fitted on a seeded sample of the
 train split, its threshold set on dev for a fixed pooled precision, and the recall of the source's
 words is read per source-length bucket of the test split (the evaluate stage's buckets), with the
 probe's ROC AUC per bucket beside it: threshold-free, so it does not rise just because long sentences
@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from pipeline.probing import bow_probe
-from pipeline.config import MlflowConfig, load_params
+from pipeline.config import MlflowConfig, ProbeConfig, load_params
 from pipeline.data.corpora import CORPORA, Corpus
 from pipeline.errors import UserError, stage_entry_point
 from pipeline.data.length_buckets import BUCKET_LABELS
@@ -53,11 +53,12 @@ def _split(corpus: Corpus, name: str):
         raise corpus.missing(error.filename) from None
 
 
-def probe(corpus_name: str, models: list[str]) -> dict:
+def probe(corpus_name: str, models: list[str], config: ProbeConfig) -> dict:
     corpus = CORPORA[corpus_name]
     names = probed_models(models)
     if not models:  # the controlled experiment turned off (experiments.synthetic_models: [])
-        return write_outputs(corpus, {}, f"no model probed: experiments.{corpus.models_key} is empty")
+        return write_outputs(corpus, {}, f"no model probed: experiments.{corpus.models_key} is empty",
+                             config.target_precision)
     if not names:
         raise UserError(f"experiments.{corpus.models_key} has no rnnenc-* or rnnsearch-* model: "
                         f"nothing to probe on the {corpus_name} corpus")
@@ -73,36 +74,37 @@ def probe(corpus_name: str, models: list[str]) -> dict:
     test = load_test_set(corpus)
     splits = {"train": _split(corpus, "train"), "dev": _split(corpus, "dev"), "test": test.split}
     source = splits["train"].src
-    label_set = bow_probe.label_set(bow_probe.document_frequency(source.ids, source.offsets, len(test.src_vocab)))
-    sample = train_sample(len(splits["train"]))
+    label_set = bow_probe.label_set(bow_probe.document_frequency(source.ids, source.offsets, len(test.src_vocab)),
+                                    config.labels)
+    sample = train_sample(len(splits["train"]), config.train_sentences, config.seed)
     labels = {"train": bow_probe.sentence_labels(label_set, [source[int(i)] for i in sample])}
     for name in ("dev", "test"):
         split = splits[name]
         labels[name] = bow_probe.sentence_labels(label_set, [split.src[i] for i in range(len(split))])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(f"probing {len(names)} models: {len(label_set)} source word types, {len(sample)} train / "
-          f"{len(splits['dev'])} dev / {len(test)} test sentences, {bow_probe.EPOCHS} epochs, "
-          f"precision {bow_probe.TARGET_PRECISION} on dev", flush=True)
+          f"{len(splits['dev'])} dev / {len(test)} test sentences, {config.epochs} epochs, "
+          f"precision {config.target_precision} on dev", flush=True)
 
     results: dict[str, dict] = {}
     timings: dict[str, float] = {}
     for name in names:
         model_started = time.perf_counter()
         task = load_task(name, paths[name], test, device)
-        results[name] = {**probe_model(task, splits, labels, sample, test.buckets, device),
+        results[name] = {**probe_model(task, splits, labels, sample, test.buckets, device, config),
                          "labels": len(label_set), "train_sentences": int(len(sample))}
         timings[name] = time.perf_counter() - model_started
         del task
 
     write_outputs(corpus, results, f"{corpus.description().get('title', corpus_name)}: test set, a linear "
-                                   "bag-of-words probe of the encoder's summary")
-    print_table(results, timings)
+                                   "bag-of-words probe of the encoder's summary", config.target_precision)
+    print_table(results, timings, config.target_precision)
     print(f"probed {len(names)} models on {corpus.data} in {time.perf_counter() - started:.1f} s → "
           f"{corpus.reports / JSON}", flush=True)
     return results
 
 
-def write_outputs(corpus, results: dict[str, dict], title: str) -> dict[str, dict]:
+def write_outputs(corpus, results: dict[str, dict], title: str, target_precision: float) -> dict[str, dict]:
     """probe.json, probe_by_length.csv and the figure (one saying why, for no model), all or nothing."""
     reports = corpus.reports
     reports.mkdir(parents=True, exist_ok=True)
@@ -114,7 +116,7 @@ def write_outputs(corpus, results: dict[str, dict], title: str) -> dict[str, dic
         (work / JSON).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
         write_csv(work / CSV, results)
         if results:
-            probe_by_length(results, work / FIGURE, bow_probe.TARGET_PRECISION, title=title)
+            probe_by_length(results, work / FIGURE, target_precision, title=title)
         else:
             nothing_to_draw(work / FIGURE, title)
         for name in FILES:
@@ -134,9 +136,9 @@ def write_csv(path: Path, results: dict[str, dict]) -> None:
                                  **{key: "" if value is None else value for key, value in row.items()}})
 
 
-def print_table(results: dict[str, dict], timings: dict[str, float]) -> None:
+def print_table(results: dict[str, dict], timings: dict[str, float], target_precision: float) -> None:
     width = max(len(name) for name in results)
-    print(f"recall (%) of the source's words at precision {bow_probe.TARGET_PRECISION} (threshold set on dev):")
+    print(f"recall (%) of the source's words at precision {target_precision} (threshold set on dev):")
     print(" " * width + "".join(f"{label:>7}" for label in BUCKET_LABELS) + "    all  dev P  time")
     for name, entry in results.items():
         cells = "".join(f"{percent(row['recall']):>7}" for row in entry["buckets"].values())
@@ -174,7 +176,7 @@ def main() -> None:
     corpus = parser.parse_args().corpus
     params = load_params()  # validated before any work
     models = getattr(params.experiments, CORPORA[corpus].models_key)
-    results = probe(corpus, list(models))
+    results = probe(corpus, list(models), params.probe)
     log_probe(params.mlflow, corpus, results, CORPORA[corpus].reports / FIGURE)
 
 

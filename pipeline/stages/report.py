@@ -14,7 +14,7 @@ from pipeline.data.corpora import CORPORA
 from pipeline.errors import stage_entry_point
 from pipeline.probing.summary import probe_section
 from pipeline.reporting.sections import (REPORTS, corpus_title, examples_section, experiment_section, headline,
-                                         language_model_section, read_json, revision, sweep_section, table,
+                                         language_model_section, read_json, sweep_section, table,
                                          training_section)
 
 PAPER_TABLE = [  # Bahdanau et al. 2014, Table 1 (WMT'14 En→Fr, newstest2014)
@@ -35,8 +35,9 @@ def render() -> str:
         "# bottleneck: the reproduced result",
         "Why attention was invented, measured: an RNN encoder-decoder that squeezes the source into one "
         "fixed-length vector (RNNenc, Cho et al. 2014) against one that attends over every encoder state "
-        "(RNNsearch, Bahdanau et al. 2014), BLEU by source sentence length. Produced by `make repro` "
-        f"({revision()}); regenerate with `dvc repro report`.",
+        "(RNNsearch, Bahdanau et al. 2014), BLEU by source sentence length. Produced by `make repro`; "
+        "`dvc.lock` records the code, data and params every output came from, and each MLflow run its git "
+        "commit. Regenerate with `dvc repro report`.",
         headline() if controlled else headline("bible"),
         "What the headline rests on — more training seeds, the size of c, the time lag, the parameter count, "
         "long-range reordering — is tested by `make ablations`: [ablations/README.md](ablations/README.md)."

@@ -29,9 +29,6 @@ from pipeline.config import PrepareConfig, SyntheticSource
 from pipeline.errors import ConfigError
 from pipeline.preparation.sources.base import Pair
 
-# Sentences are independent, so groups only set the split's granularity; identical short
-# sentences across splits are the overlap filter's job, as for any source.
-BLOCK_PAIRS = 20
 SYLLABLES = tuple(c + v for c, v in product("bdfgklmnprstvz", "aeiou"))  # 70 consonant-vowel pairs
 MIN_SYLLABLES = 3  # two-syllable strings are too often real English words ("note", "lime")
 
@@ -103,8 +100,8 @@ class SyntheticCorpus:
         return self.config.pairs
 
     def group_sizes(self) -> dict[str, int]:
-        full, rest = divmod(self.config.pairs, BLOCK_PAIRS)
-        sizes = {str(block): BLOCK_PAIRS for block in range(full)}
+        full, rest = divmod(self.config.pairs, self.config.block_pairs)
+        sizes = {str(block): self.config.block_pairs for block in range(full)}
         if rest:
             sizes[str(full)] = rest
         return sizes
@@ -113,8 +110,11 @@ class SyntheticCorpus:
         """Source sentences as word lists, the same on every call (a fresh generator each time)."""
         config = self.config
         rng = np.random.default_rng(self._sentence_seed)
-        for start in range(0, config.pairs, BLOCK_PAIRS):  # vectorised per block, streamed
-            lengths = rng.integers(config.min_words, config.max_words + 1, size=min(BLOCK_PAIRS, config.pairs - start))
+        # Sentences are independent, so blocks only set the split's granularity (identical short sentences
+        # across splits are the overlap filter's job, as for any source) and the generator's batches.
+        for start in range(0, config.pairs, config.block_pairs):  # vectorised per block, streamed
+            lengths = rng.integers(config.min_words, config.max_words + 1,
+                                   size=min(config.block_pairs, config.pairs - start))
             ranks = np.searchsorted(self._cdf, rng.random(int(lengths.sum())), side="right")
             for sentence in np.split(ranks, np.cumsum(lengths)[:-1]):
                 yield [self.source_words[rank] for rank in sentence.tolist()]
@@ -124,7 +124,7 @@ class SyntheticCorpus:
 
     def pairs(self) -> Iterator[Pair]:
         for index, words in enumerate(self.sentences()):
-            yield Pair(str(index // BLOCK_PAIRS), str(index), " ".join(words), " ".join(self.translate(words)))
+            yield Pair(str(index // self.config.block_pairs), str(index), " ".join(words), " ".join(self.translate(words)))
 
 
 def reordered_task(config: PrepareConfig, order: str) -> PrepareConfig:

@@ -10,7 +10,7 @@ from sacremoses import MosesTokenizer
 from pipeline.config import SyntheticSource
 from pipeline.errors import ConfigError
 from pipeline.data.length_buckets import BUCKET_LABELS
-from pipeline.preparation.sources.synthetic import BLOCK_PAIRS, SyntheticCorpus
+from pipeline.preparation.sources.synthetic import SyntheticCorpus
 from tests.pipeline.helpers import run_stage
 from tests.pipeline.helpers import params_with, write_project_params
 
@@ -37,7 +37,7 @@ def test_groups_are_blocks_of_consecutive_pairs():
     sizes = source.group_sizes()
     assert sizes == Counter(pair.group for pair in source.pairs())
     assert sum(sizes.values()) == source.size_hint() == 105
-    assert list(sizes.values()) == [BLOCK_PAIRS] * 5 + [5]
+    assert list(sizes.values()) == [20] * 5 + [5]  # synthetic.synthetic.block_pairs
     assert [pair.key for pair in source.pairs()] == [str(i) for i in range(105)]
     assert source.predefined_splits is False and source.reference_names == ()
 

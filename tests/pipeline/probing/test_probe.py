@@ -10,14 +10,16 @@ import pytest
 import torch
 
 from models.special_tokens import SPECIAL_TOKENS
-from pipeline.probing import bow_probe
 from pipeline.probing.bow_probe import (Labels, bucket_counts, counts, document_frequency, fit_probe, label_set,
                                 ranking_auc, sentence_labels, threshold_at_precision)
 from pipeline.data.length_buckets import BUCKET_LABELS
 from tests.pipeline.helpers import assert_one_line_error, run_stage
 from tests.pipeline.checkpoint_projects import fitted_checkpoints, project_with_checkpoints
 from tests.pipeline.training.tiny_corpus import write_tiny_corpus
-from tests.pipeline.helpers import write_project_params
+from tests.pipeline.helpers import params_with, write_project_params
+from pipeline.config import ProbeConfig
+
+PROBE = ProbeConfig(**params_with()["probe"])  # the repository's probe settings
 
 # --- the maths -------------------------------------------------------------------------------------
 
@@ -108,8 +110,8 @@ def _probe_recall(make_features, seed: int = 0) -> tuple[float, float]:
     rng = np.random.default_rng(seed)
     splits = {name: _bag_of_words(n, 30, rng) for name, n in (("train", 1500), ("dev", 300), ("test", 300))}
     features = {name: make_features(labels, rng) for name, labels in splits.items()}
-    probe = fit_probe(features["train"], splits["train"], epochs=20, batch=128, lr=0.05)
-    threshold = threshold_at_precision(probe.logits(features["dev"]), splits["dev"].dense())
+    probe = fit_probe(features["train"], splits["train"], epochs=20, batch=128, lr=0.05, seed=PROBE.seed)
+    threshold = threshold_at_precision(probe.logits(features["dev"]), splits["dev"].dense(), PROBE.target_precision)
     result = counts(threshold.predict(probe.logits(features["test"])), splits["test"].dense())
     return result.recall, result.precision
 
@@ -123,7 +125,7 @@ def test_features_that_hold_the_words_give_full_recall():
 
     recall, precision = _probe_recall(bag_with_noise)
     # Separable: every word is found; the widest dev cut at 90% then admits false alarms up to 10%.
-    assert recall == 1.0 and precision == pytest.approx(bow_probe.TARGET_PRECISION, abs=0.03)
+    assert recall == 1.0 and precision == pytest.approx(PROBE.target_precision, abs=0.03)
 
 
 @pytest.mark.usefixtures("one_thread")
@@ -137,7 +139,8 @@ def test_fitting_is_deterministic():
     rng = np.random.default_rng(3)
     labels = _bag_of_words(300, 10, rng)
     features = torch.from_numpy(rng.normal(size=(300, 8))).float()
-    first, second = fit_probe(features, labels, epochs=3), fit_probe(features, labels, epochs=3)
+    settings = dict(epochs=3, batch=PROBE.batch_sentences, lr=PROBE.lr, seed=PROBE.seed)
+    first, second = fit_probe(features, labels, **settings), fit_probe(features, labels, **settings)
     assert torch.equal(first.layer.weight, second.layer.weight) and torch.equal(first.layer.bias, second.layer.bias)
 
 
@@ -183,10 +186,10 @@ def test_probe_json(probed):
         assert entry["feature"] == ("c" if name.startswith("rnnenc") else "mean annotation")
         assert entry["dim"] == (32 if name.startswith("rnnenc") else 64)  # H, 2H of the tiny models
         assert entry["labels"] == 12 and entry["train_sentences"] == 1024  # every tiny word, every sentence
-        assert entry["target_precision"] == bow_probe.TARGET_PRECISION
+        assert entry["target_precision"] == PROBE.target_precision
         # The widest dev cut at ≥ 90%: one more distinct score would fall below it.
         assert entry["threshold"] is not None and 0.0 < entry["threshold"] < 1.0
-        assert bow_probe.TARGET_PRECISION <= entry["dev_precision"] <= bow_probe.TARGET_PRECISION + 0.05
+        assert PROBE.target_precision <= entry["dev_precision"] <= PROBE.target_precision + 0.05
         assert 0.0 <= entry["recall"] <= 1.0 and entry["n"] == TEST_SIZE
         assert list(entry["buckets"]) == list(BUCKET_LABELS)
         first = entry["buckets"]["0-9"]  # every tiny sentence has 1-7 words
@@ -304,7 +307,7 @@ def test_synthetic_corpus_goes_to_its_own_reports(tmp_path, checkpoints, monkeyp
 
     project = _project(tmp_path, checkpoints, ["rnnenc-gru"], corpus="synthetic")
     monkeypatch.chdir(project)
-    results = probe("synthetic", ["lm-gru", "rnnenc-gru"])
+    results = probe("synthetic", ["lm-gru", "rnnenc-gru"], PROBE)
     assert list(results) == ["rnnenc-gru"]
     assert json.loads((project / "reports/synthetic/probe.json").read_text()) == results
     assert (project / "reports/synthetic/probe_by_length.png").is_file()
