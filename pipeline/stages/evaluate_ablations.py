@@ -20,21 +20,21 @@ from pathlib import Path
 
 import torch
 
-from pipeline.config import controlled_experiment, load_params
+from pipeline.config import Params, controlled_experiment, load_params
 from pipeline.data.corpora import CORPORA
 from pipeline.errors import UserError, stage_entry_point
 from pipeline.evaluation import ablations, figures
 from pipeline.evaluation.bleu_by_length import CSV_COLUMNS, ModelScores, score_model
 from pipeline.evaluation.checkpoints import load_task
 from pipeline.evaluation.decoding import BEAM, GREEDY, decode
-from pipeline.evaluation.test_set import load_test_set
+from pipeline.evaluation.test_set import TestSet, load_test_set
 from pipeline.training.precision import resolve as resolve_precision
 
 REPORTS = Path("reports/ablations")
 ABLATION_CHECKPOINTS = Path("checkpoints/ablations")
 
 
-def runs(params) -> dict[str, dict[str, tuple[str, Path]]]:
+def runs(params: Params) -> dict[str, dict[str, tuple[str, Path]]]:
     """Task → run name → (model, checkpoint): the headline pair and the variants, each on its task."""
     out: dict[str, dict[str, tuple[str, Path]]] = {
         "synthetic": {model: (model, CORPORA["synthetic"].checkpoints / model / "best.ckpt")
@@ -51,7 +51,8 @@ def command(name: str) -> str:
     return f"python -m pipeline.stages.train --variant {name}"
 
 
-def score_runs(params, task_runs: dict[str, tuple[str, Path]], corpus: str) -> tuple[dict, dict, "object"]:
+def score_runs(params: Params, task_runs: dict[str, tuple[str, Path]],
+               corpus: str) -> tuple[dict[str, ModelScores], dict[str, ablations.Scored], TestSet]:
     """Decode and score every run on one task's test split: name → ModelScores, name → Scored, the test set."""
     CORPORA[corpus].require_prepared()
     test = load_test_set(CORPORA[corpus])
@@ -72,7 +73,7 @@ def score_runs(params, task_runs: dict[str, tuple[str, Path]], corpus: str) -> t
     return scores, scored, test
 
 
-def evaluate_ablations(params) -> dict:
+def evaluate_ablations(params: Params) -> dict:
     by_task = runs(params)
     for task_runs in by_task.values():  # every checkpoint checked before the first decode
         for name, (_, path) in task_runs.items():
@@ -114,7 +115,7 @@ def evaluate_ablations(params) -> dict:
     return metrics
 
 
-def decoder_name(params) -> str:
+def decoder_name(params: Params) -> str:
     return GREEDY if params.ablations.beam_size == 1 else BEAM
 
 
@@ -132,7 +133,7 @@ def write_rows(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def draw(folder: Path, params, scores: dict[str, dict[str, ModelScores]], tests: dict) -> None:
+def draw(folder: Path, params: Params, scores: dict[str, dict[str, ModelScores]], tests: dict[str, TestSet]) -> None:
     """BLEU by length per group of runs: seeds, |c|, the lag and size controls, the reordered task."""
     variants = params.ablations.variants
     synthetic = {name: s.buckets for name, s in scores["synthetic"].items()}
