@@ -111,7 +111,8 @@ def evaluate_ablations(params: Params) -> dict:
 
     for corpus, by_run in scores.items():
         variants = {name: s.metrics() for name, s in by_run.items() if name not in ablations.HEADLINE}
-        log_evaluation(params.mlflow, corpus, variants, [row for row in rows if row["model"] in variants], [])
+        log_evaluation(params.mlflow, corpus, variants, [row for row in rows if row["model"] in variants], [],
+                       role="ablation")
     return metrics
 
 

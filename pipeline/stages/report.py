@@ -69,7 +69,8 @@ def main() -> None:
     from pipeline.tracking.results import finish_pipeline
 
     logged = params.model_dump(mode="json", exclude={"profiles"})
-    run_id = finish_pipeline(params.mlflow, logged, {name: CORPORA[name].reports for name in ("bible", "synthetic")})
+    run_id = finish_pipeline(params.mlflow, logged, {name: CORPORA[name].reports for name in ("synthetic", "bible")},
+                             {"synthetic": "the controlled task", "bible": corpus_title("bible")})
     print(f"MLflow: pipeline run {run_id} finished; `make ui` opens the BLEU-by-length comparison")
 
 

@@ -102,7 +102,7 @@ def train(model: str, corpus: str, params: Params, variant: Optional[str] = None
         callbacks.append(DevBleu(data_dir, config.dev_bleu_sentences, config.dev_bleu_every, config.beam_size))
 
     tracker = Tracker(params.mlflow) if rank_zero else None
-    run_id = tracker.model_run(corpus, run, "train") if tracker else None
+    run_id = tracker.model_run(corpus, run, "train", "ablation" if variant else "model") if tracker else None
     # Only now, with the data and the MLflow store known to be usable: a run that cannot start
     # leaves an earlier run's checkpoints as they were and creates no checkpoint folder.
     if rank_zero and resume is None:

@@ -7,11 +7,14 @@ from pathlib import Path
 
 from pipeline.config import MlflowConfig
 from pipeline.tracking.runs import Tracker
-from pipeline.tracking.view import VIEW_TAG, comparison_view
+from models.names import MODEL_NAMES
+from pipeline.data.corpora import CORPORA
+from pipeline.tracking.colours import RUN_COLOUR_TAG, run_colour
+from pipeline.tracking.view import VIEW_TAG, X_METRIC, bleu_metric, comparison_view
 
 
 def log_evaluation(config: MlflowConfig, corpus: str, metrics: dict, bucket_rows: list[dict],
-                   figures: list[Path]) -> None:
+                   figures: list[Path], role: str = "model") -> None:
     """Test scores into each model's child run. BLEU per bucket of the main decoder (beam search, or
     greedy when it is the only one) is the metric ``bleu_by_length`` with step = the bucket's lower
     bound, so MLflow's run comparison draws the BLEU-vs-length curves; greedy's, when beam search ran
@@ -33,7 +36,7 @@ def log_evaluation(config: MlflowConfig, corpus: str, metrics: dict, bucket_rows
     for model, scores in metrics.items():
         if model == "claim":
             continue
-        run_id = tracker.model_run(corpus, model, "evaluate")
+        run_id = tracker.model_run(corpus, model, "evaluate", role)
         values = [Metric(f"test_{name}", float(value), now, 0) for name, value in scores.items()
                   if isinstance(value, (int, float)) and name not in ("n", "no_unk_n")]
         values += [Metric(f"test_greedy_{name}", float(value), now, 0)
@@ -44,8 +47,12 @@ def log_evaluation(config: MlflowConfig, corpus: str, metrics: dict, bucket_rows
                 decoder = row.get("decoder") or main
                 key = "bleu_by_length" if decoder == main else f"bleu_by_length_{decoder}"
                 values.append(Metric(key, float(row["bleu"]), now, lower))
+                if decoder == main:  # the saved view's curve of this corpus, over the source_words axis
+                    values += [Metric(bleu_metric(corpus), float(row["bleu"]), now, lower),
+                               Metric(X_METRIC, float(lower), now, lower)]
         values += claims.get(model, [])
         tracker.client.log_batch(run_id, metrics=values)
+        tracker.client.set_tag(run_id, RUN_COLOUR_TAG, run_colour(corpus, model, MODEL_NAMES, tuple(CORPORA)))
         if "signature" in scores:
             tracker.client.set_tag(run_id, "sacrebleu.signature", scores["signature"])
         for figure in figures:
@@ -59,12 +66,13 @@ def _flat(prefix: str, value) -> dict[str, str]:
     return {prefix: str(value)}
 
 
-def finish_pipeline(config: MlflowConfig, params: dict, experiments: dict[str, Path]) -> str:
+def finish_pipeline(config: MlflowConfig, params: dict, experiments: dict[str, Path], corpus_titles: dict[str, str]) -> str:
     """The report stage's last step: the pipeline's run gets params, the claim's numbers of both
     experiments (``<corpus>_<decoder>_<cell>_<key>``, ``shown`` as 0/1, the verdict and what the fixed vector
     loses as tags), the
     BLEU-by-length figures and a table of every model × bucket, then ends FINISHED; the saved view
-    that `make ui` opens is pointed at this pipeline's runs. ``experiments``: corpus → reports folder."""
+    that `make ui` opens is pointed at this pipeline's runs, a chart per corpus that has translation scores.
+    ``experiments``: corpus → reports folder; ``corpus_titles``: corpus → what its chart is called."""
     import csv
     import json
 
@@ -78,7 +86,7 @@ def finish_pipeline(config: MlflowConfig, params: dict, experiments: dict[str, P
     for start in range(0, len(values), 100):  # MLflow takes at most 100 params per call
         tracker.client.log_batch(run_id, params=values[start:start + 100])
     now = int(time.time() * 1000)
-    metrics, rows = [], []
+    metrics, rows, charted = [], [], []
     for corpus, folder in experiments.items():
         claim = json.loads((folder / "metrics.json").read_text()).get("claim", {})
         for decoder, by_cell in claim.items():
@@ -89,7 +97,10 @@ def finish_pipeline(config: MlflowConfig, params: dict, experiments: dict[str, P
                 tracker.client.set_tag(run_id, f"verdict.{corpus}.{decoder}.{cell}", tested.get("verdict", ""))
                 tracker.client.set_tag(run_id, f"lost.{corpus}.{decoder}.{cell}", tested.get("lost", ""))
         with (folder / "bleu_by_length.csv").open(newline="") as handle:
-            rows += [{"corpus": corpus, **row} for row in csv.DictReader(handle)]
+            found = [{"corpus": corpus, **row} for row in csv.DictReader(handle)]
+        rows += found
+        if found:
+            charted.append(corpus)
         figure = folder / "figures" / "bleu_by_length.png"
         if figure.exists():
             tracker.client.log_artifact(run_id, str(figure), artifact_path=f"figures/{corpus}")
@@ -100,6 +111,7 @@ def finish_pipeline(config: MlflowConfig, params: dict, experiments: dict[str, P
         numeric = ["n", "bleu", "ci_low", "ci_high", "bp", "bleu_nobp"]
         table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")
         tracker.client.log_table(run_id, data=table, artifact_file="bleu_by_length.json")
-    tracker.client.set_experiment_tag(tracker.experiment_id, VIEW_TAG, comparison_view(tracker.key))
+    titles = {corpus: title for corpus, title in corpus_titles.items() if corpus in charted}
+    tracker.client.set_experiment_tag(tracker.experiment_id, VIEW_TAG, comparison_view(tracker.key, titles))
     tracker.finish(run_id)
     return run_id

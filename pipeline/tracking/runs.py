@@ -100,11 +100,12 @@ class Tracker:
         self._open(self._parent_id, run.info.status)
         return self._parent_id
 
-    def model_run(self, corpus: str, model: str, stage: str) -> str:
+    def model_run(self, corpus: str, model: str, stage: str, role: str = "model") -> str:
         """The child run of (corpus, model) in this pipeline execution, created on first use; the
-        train stage (re)opens it, evaluate and probe add to it (and finish it if they created it)."""
+        train stage (re)opens it, evaluate and probe add to it (and finish it if they created it).
+        ``role`` "ablation" marks a variant of `make ablations` (kept out of the saved comparison)."""
         parent = self.parent_run()
-        filters = {ROLE: "model", KEY: self.key, CORPUS: corpus, MODEL: model}
+        filters = {ROLE: role, KEY: self.key, CORPUS: corpus, MODEL: model}
         run = self._find_run(filters)
         if run is None:
             family, _, cell = model.partition("-")

@@ -257,7 +257,8 @@ def free_port() -> int:
 
 def test_make_ui_opens_the_bleu_by_length_comparison_in_chromium(repro, tmp_path):
     """The URL `make ui` prints (pipeline/commands/ui.py, which then serves the store), in Debian's Chromium:
-    the translation runs of both experiments listed, one bleu_by_length line each, the pipeline FINISHED.
+    the translation runs of both experiments listed, a BLEU-by-length chart per corpus over a source_words
+    axis, each run in a colour of its own, the pipeline FINISHED.
     Screenshots: <tmp_path>/comparison.png and pipeline_run.png."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -292,17 +293,32 @@ def test_make_ui_opens_the_bleu_by_length_comparison_in_chromium(repro, tmp_path
             browser = playwright.chromium.launch(executable_path=chromium, headless=True)
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.goto(url)
-            card = page.get_by_test_id("experiment-view-compare-runs-card").filter(has_text="bleu_by_length")
-            card.wait_for(timeout=120_000)
+            cards = page.get_by_test_id("experiment-view-compare-runs-card")
+            cards.filter(has_text="bleu_by_length.synthetic").wait_for(timeout=120_000)
             page.wait_for_function(  # plotly has drawn the lines
                 "n => document.querySelectorAll('.js-plotly-plot .scatterlayer .trace').length >= n",
                 arg=len(expected), timeout=60_000)
             page.screenshot(path=tmp_path / "comparison.png")
             print(f"screenshot: {tmp_path / 'comparison.png'}")
             listed = page.get_by_test_id("experiment-view-compare-runs-chart-area").inner_text()
-            legend = {line.removesuffix(" (bleu_by_length)") for line in card.inner_text().splitlines()
-                      if line.endswith(" (bleu_by_length)")}
-            assert legend == expected, card.inner_text()  # one line per translation model, no LM, no parent
+            # A chart per corpus, each over the logged source_words axis (not "Step"), every run listed.
+            runs = {run.info.run_name: run for run in client.search_runs(
+                [experiment.experiment_id], "tags.`bottleneck.role` = 'model' and tags.family != 'lm'")}
+            for corpus in ("synthetic", "bible"):
+                card = cards.filter(has_text=f"bleu_by_length.{corpus}")
+                assert card.count() == 1, listed
+                suffix = f" (bleu_by_length.{corpus})"
+                legend = {line.removesuffix(suffix) for line in card.inner_text().splitlines() if line.endswith(suffix)}
+                assert legend == expected, card.inner_text()  # one line per translation model, no LM, no parent
+                assert card.locator(".xtitle").inner_text() == "source_words"
+                drawn = set(card.evaluate("card => Array.from(card.querySelectorAll("
+                                          "'.scatterlayer .trace path.js-line')).map(path => path.style.stroke)"))
+                for name, run in runs.items():  # each run of this corpus in its own colour
+                    if name.startswith(f"{corpus}/"):
+                        red, green, blue = (int(run.data.tags["mlflow.runColor"][i:i + 2], 16) for i in (1, 3, 5))
+                        assert f"rgb({red}, {green}, {blue})" in drawn, (name, drawn)
+            colours = [run.data.tags["mlflow.runColor"] for run in runs.values()]
+            assert set(runs) == expected and len(set(colours)) == len(colours)  # no two compared runs alike
             body = page.inner_text("body")
             assert all(name in body for name in expected) and "matching runs" in body, listed
             assert page.get_by_text(f"{len(expected)} matching runs").count() == 1
