@@ -31,15 +31,16 @@ from pipeline.errors import UserError, stage_entry_point
 def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     import pytorch_lightning as pl
     import torch
-    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, Timer, TQDMProgressBar
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
     from pytorch_lightning.loggers import MLFlowLogger
 
     from models.names import parse_model_name
     from pipeline.training.build import build_task_and_data
-    from pipeline.training.callbacks import EpochHistory, SafetyStop
+    from pipeline.training.callbacks import EpochHistory, SafetyStop, StepTimer, TimedCheckpoint
     from pipeline.training.checkpoints import (fingerprint, is_rank_zero, resume_checkpoint, shared_resume,
                                                start_over)
     from pipeline.training.dev_bleu import DevBleu
+    from pipeline.training.cuda import apply_cuda_settings
     from pipeline.training.precision import device_type
     from pipeline.training.precision import resolve as resolve_precision
     from pipeline.tracking.runs import Tracker
@@ -55,7 +56,9 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     elif overrides := params.experiments.synthetic_overrides:  # the controlled experiment's own sizes
         params = overlay(params, overrides)
         print(f"synthetic overrides: {describe(overrides)}", flush=True)
-    precision = resolve_precision(params.train.precision, device_type(params.train.accelerator))
+    device = device_type(params.train.accelerator)
+    precision = resolve_precision(params.train.precision, device)
+    cuda_trainer_settings = apply_cuda_settings(device)  # TF32, deterministic kernels; {} on a CPU
     print(f"precision: {precision.value} ({precision.reason})", flush=True)
     # The resolved value is what the checkpoint's fingerprint holds: auto on another machine may differ.
     params = params.model_copy(update={"train": params.train.model_copy(update={"precision": precision.value})})
@@ -75,11 +78,11 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     epochs = config.epochs.for_model(corpus, family, config.max_epochs)
     # The step budget is the Bible corpus's: the controlled experiment keeps its calibrated epochs.
     max_steps = config.max_steps if corpus == "bible" else None
-    timer = Timer(duration=timedelta(minutes=config.time_limit_minutes), interval="step")  # safety only
+    timer = StepTimer(duration=timedelta(minutes=config.time_limit_minutes), interval="step")  # safety only
     history = EpochHistory(timer)
     best = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="dev_loss", mode="min", save_top_k=1,
                            auto_insert_metric_name=False, enable_version_counter=False)
-    last = ModelCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False,
+    last = TimedCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False,
                            train_time_interval=timedelta(minutes=config.checkpoint_every_minutes))
     # tqdm rather than rich: its lines also show in logs that are not a terminal (CI, `ray job logs`).
     safety = SafetyStop(timer, checkpoints / "last.ckpt")
@@ -101,7 +104,7 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
         accelerator=config.accelerator, devices=config.devices,
         strategy="ddp" if config.devices > 1 else "auto", precision=config.precision,
         max_epochs=epochs, max_steps=max_steps or -1, use_distributed_sampler=False, callbacks=callbacks, logger=logger,
-        num_sanity_val_steps=0, log_every_n_steps=10, **validation_schedule(max_steps),
+        num_sanity_val_steps=0, log_every_n_steps=10, **validation_schedule(max_steps), **cuda_trainer_settings,
     )
     started = time.monotonic()
     trainer.fit(task, datamodule, ckpt_path=resume)
@@ -134,7 +137,7 @@ def train(model: str, corpus: str, params: Params) -> dict[str, Any]:
     if overrides:
         summary["overrides"] = overrides
     if history.rows:
-        summary["best_dev_ppl"] = min(r.get("dev_ppl", float("inf")) for r in history.rows)
+        summary["best_dev_ppl"] = history.best_dev_ppl or min(r.get("dev_ppl", float("inf")) for r in history.rows)
         bleus = [r["dev_bleu"] for r in history.rows if "dev_bleu" in r]
         if bleus:
             summary["last_dev_bleu"] = bleus[-1]

@@ -33,6 +33,7 @@ def train_worker(setup: dict[str, Any]) -> None:
 
     from pipeline.config import Params
     from pipeline.training.dev_bleu import DevBleu
+    from pipeline.training.cuda import apply_cuda_settings
     from pipeline.training.precision import resolve as resolve_precision
     from pipeline.training.build import build_task_and_data
 
@@ -46,7 +47,8 @@ def train_worker(setup: dict[str, Any]) -> None:
     task, datamodule = build_task_and_data(setup["model"], data_dir, params)
 
     tune = params.tune
-    precision = resolve_precision(params.train.precision, "cuda" if tune.resources_per_trial.gpus_per_worker else "cpu")
+    device = "cuda" if tune.resources_per_trial.gpus_per_worker else "cpu"
+    precision = resolve_precision(params.train.precision, device)
     rank_zero = ray.train.get_context().get_world_rank() == 0
     logger = MLFlowLogger(experiment_name=params.mlflow.experiment, tracking_uri=setup["tracking_uri"],
                           run_id=setup["run_id"]) if rank_zero else False
@@ -58,7 +60,7 @@ def train_worker(setup: dict[str, Any]) -> None:
         strategy=RayDDPStrategy(), plugins=[RayLightningEnvironment()], precision=precision.value,
         max_epochs=tune.epochs, limit_train_batches=tune.batches_per_epoch or 1.0, use_distributed_sampler=False,
         callbacks=callbacks, logger=logger, enable_checkpointing=False, num_sanity_val_steps=0,
-        log_every_n_steps=10,
+        log_every_n_steps=10, **apply_cuda_settings(device),
     )
     trainer = prepare_trainer(trainer)
     trainer.fit(task, datamodule=datamodule)
