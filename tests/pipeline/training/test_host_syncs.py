@@ -1,40 +1,15 @@
 """The training step never reads a tensor back to the host: on a GPU each such read (``.item()``,
 ``int(t)``, ``.cpu()``, …) makes the CPU wait for the device at every step. Counted here on the CPU by
 patching the Tensor methods that read values back."""
-from contextlib import contextmanager
-
 import pytest
 import torch
 
 from pipeline.training.tasks import task_class
+from tests.host_reads import count_host_reads
 from tests.models.util import SIZES, fixed_pairs
 
-READS = ("item", "tolist", "numpy", "cpu", "__int__", "__float__", "__bool__", "__index__")
 TRAIN = {"label_smoothing": 0.1, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "none",
          "gradient_clip": 1.0, "length_alpha": 0.6}
-
-
-@contextmanager
-def count_host_reads():
-    """Yields a list that gets the name of every read of a tensor's values into Python."""
-    reads: list[str] = []
-    originals = {name: getattr(torch.Tensor, name) for name in READS}
-
-    def counting(name):
-        original = originals[name]
-
-        def read(self, *args, **kwargs):
-            reads.append(name)
-            return original(self, *args, **kwargs)
-        return read
-
-    for name in READS:
-        setattr(torch.Tensor, name, counting(name))
-    try:
-        yield reads
-    finally:
-        for name, original in originals.items():
-            setattr(torch.Tensor, name, original)
 
 
 def _task_and_batch(name):
