@@ -95,10 +95,19 @@ def run_trial(config: dict[str, Any], *, sweep: dict[str, Any]) -> None:
         train_worker, train_loop_config=setup,
         scaling_config=ray.train.ScalingConfig(num_workers=resources.workers, use_gpu=use_gpu,
                                                resources_per_worker=per_worker),
-        run_config=ray.train.RunConfig(name=f"{sweep['name']}-{trial_id}", storage_path=sweep["train_storage"],
-                                       callbacks=[TuneReportCallback()]),
+        run_config=train_run_config(f"{sweep['name']}-{trial_id}", sweep["train_storage"], [TuneReportCallback()]),
     )
     try:
         trainer.fit()
     finally:
         tracker.client.set_terminated(run_id)
+
+
+def train_run_config(name: str, storage: str, callbacks: list):
+    """A trial's Ray Train RunConfig. RayTrainReportCallback writes a checkpoint every epoch that
+    nothing reads back (the train stage retrains the chosen config): keep only the latest of each
+    trial, not all of them (~1 GB each at paper size)."""
+    import ray.train
+
+    return ray.train.RunConfig(name=name, storage_path=storage, callbacks=callbacks,
+                               checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1))
