@@ -39,8 +39,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup-steps", type=int, default=3)
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--sort", default="self_cpu_time_total", help="profiler column to sort by, e.g. count")
     arguments = parser.parse_args()
+    if arguments.threads:
+        torch.set_num_threads(arguments.threads)
     torch.set_flush_denormal(True)
     params = load_params(REPO / "params.yaml")
     sizes, train = params.model.model_dump(), {**params.train.model_dump(), "schedule": "none"}

@@ -50,7 +50,7 @@ class DecoderPass(torch.autograd.Function):
         for i, gates in enumerate(word_gates.unbind(1)):
             projected = torch.addmm(bias, states[i], weight.t())  # (B, A + G)
             if attention:
-                torch.tanh(projected[:, :A].unsqueeze(1) + keys, out=tanhs[i])
+                torch.add(keys, projected[:, :A].unsqueeze(1), out=tanhs[i]).tanh_()  # no temporary
                 energy = F.linear(tanhs[i], v).squeeze(-1).masked_fill_(blocked, float("-inf"))  # (B, T_x)
                 alpha = torch.softmax(energy, dim=-1)
                 context = torch.bmm(alpha.unsqueeze(1), annotations).squeeze(1)  # (B, 2H)
@@ -83,8 +83,9 @@ def _backward(cell, saved, A, lstm, states, contexts, alphas, tanhs, annotations
     if attention:
         grad_context_all = torch.empty_like(contexts)  # d c_i, all paths (T, B, 2H)
         grad_energy = alphas.new_empty(alphas.shape)  # d e_i (T, B, T_x)
-        grad_keys = torch.zeros_like(tanhs[0])  # d U h_j (B, T_x, A)
-        v_row = v.view(1, 1, -1)
+        # Σ_i d e_ij (1 - tanh²): d U h_j and d q_i without v, which multiplies once at the end.
+        grad_keys = torch.zeros_like(tanhs[0])  # (B, T_x, A)
+        grad_u = torch.empty_like(tanhs[0])  # one step's, reused (no fresh pages per step)
     grad_h = grad_states[T].clone()  # d s_T (zeros unless a caller uses the last state)
     grad_c = None
     for i in reversed(range(T)):
@@ -96,8 +97,8 @@ def _backward(cell, saved, A, lstm, states, contexts, alphas, tanhs, annotations
             grad_alpha = torch.bmm(annotations, grad_context.unsqueeze(2)).squeeze(2)  # (B, T_x)
             grad_alpha += grad_alphas[i]
             torch.ops.aten._softmax_backward_data(grad_alpha, alphas[i], -1, alphas.dtype, grad_input=grad_energy[i])
-            grad_u = torch.ops.aten.tanh_backward(grad_energy[i].unsqueeze(2) * v_row, tanhs[i])  # (B, T_x, A)
-            torch.sum(grad_u, dim=1, out=grad_projected[i, :, :A])  # d q_i
+            torch.ops.aten.tanh_backward.grad_input(grad_energy[i].unsqueeze(2), tanhs[i], grad_input=grad_u)
+            torch.sum(grad_u, dim=1, out=grad_projected[i, :, :A]).mul_(v)  # d q_i = v ⊙ Σ_j …
             grad_keys += grad_u
         grad_h = torch.addmm(grad_states[i], grad_projected[i], weight)  # d s_{i-1}: its own, through [q_i; hg_i]
         if grad_direct is not None:
@@ -113,7 +114,7 @@ def _backward(cell, saved, A, lstm, states, contexts, alphas, tanhs, annotations
     grad_w_context = grad_inputs.view(rows, -1).t() @ contexts.view(rows, -1)  # (G, 2H)
     grad_v = (grad_energy.view(1, -1) @ tanhs.view(-1, tanhs.size(-1)))  # (1, A)
     grad_annotations = torch.bmm(alphas.permute(1, 2, 0), grad_context_all.transpose(0, 1))  # Σ_i α_ij d c_i (B, T_x, 2H)
-    return (grad_word_gates, grad_h, grad_c0, grad_annotations, grad_keys, None, grad_weight[:A], grad_weight[A:], grad_b_hh, grad_w_context, grad_v)
+    return (grad_word_gates, grad_h, grad_c0, grad_annotations, grad_keys.mul_(v), None, grad_weight[:A], grad_weight[A:], grad_b_hh, grad_w_context, grad_v)
 
 
 def decoder_pass(cell: str, word_gates: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor | None,

@@ -120,3 +120,23 @@ def test_without_attention_equals_the_torch_module():
     (out * out).sum().backward()
     for a, b in zip([x.grad] + [p.grad for p in gru.parameters()], grads):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_rnnenc_one_pass_equals_the_module_call(cell, monkeypatch):
+    """RNNenc's decoder: the one pass against nn.GRU/LSTM/RNN over [E y; c] (values and gradients)."""
+    model = tiny_model(f"rnnenc-{cell}", seed=1)
+    src, src_lengths, tgt_in, tgt_out, tgt_lengths = batch(seed=3, n=5)
+
+    def logits_and_grads():
+        model.zero_grad()
+        logits, _ = model(src, src_lengths, tgt_in, tgt_lengths)
+        (logits * torch.randn(logits.shape, generator=torch.Generator().manual_seed(0))).sum().backward()
+        return logits, {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    fast, fast_grads = logits_and_grads()
+    monkeypatch.setattr(type(model.decoder), "single_torch_layer", lambda self: False)
+    slow, slow_grads = logits_and_grads()
+    assert torch.allclose(fast, slow, atol=1e-5)
+    for name in slow_grads:
+        assert torch.allclose(fast_grads[name], slow_grads[name], rtol=1e-4, atol=1e-5), name
