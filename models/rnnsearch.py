@@ -14,6 +14,8 @@ target steps. With several layers the top layer's state is the attention query a
 initialises every decoder layer; an LSTM's memory cell starts at zero.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import NamedTuple
 
@@ -56,7 +58,7 @@ class RNNSearch(EncoderDecoder):
         self.to_init = nn.Linear(H, num_layers * H)  # W_s, one slice per decoder layer
         self.decoder = Recurrent(cell, E + 2 * H, H, num_layers, dropout)
         self.output = MaxoutOutput(H, E, 2 * H, maxout_size, tgt_vocab, dropout)
-        self._gate_cache: tuple | None = None  # (weights' identity and version, GateWeights) for decoding
+        self._gate_cache: GateWeights | None = None  # set only inside decoding()
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> Memory:
         lengths = src_lengths.clamp(min=1)  # an empty source reads one PAD (zero) embedding
@@ -98,15 +100,21 @@ class RNNSearch(EncoderDecoder):
         w_ih, w_hh, b_ih, b_hh = self.decoder.layer_weights()
         E = self.tgt_embed.embedding_dim
         w_query = self.attention.W.weight  # (A, H)
-        # Decoding asks at every step: without autograd, reuse the concatenation while the weights
-        # are the same tensors at the same version (an optimizer step or load_state_dict bumps it).
-        key = tuple((w.data_ptr(), w._version) for w in (w_ih, w_hh, b_ih, b_hh, w_query))
-        if not torch.is_grad_enabled() and self._gate_cache is not None and self._gate_cache[0] == key:
-            return self._gate_cache[1]
-        weights = GateWeights(w_ih[:, :E], b_ih, w_ih[:, E:].t(), torch.cat([w_query, w_hh]),
-                              torch.cat([b_hh.new_zeros(w_query.size(0)), b_hh]), w_query.size(0))
-        self._gate_cache = None if torch.is_grad_enabled() else (key, weights)
-        return weights
+        if self._gate_cache is not None:  # inside decoding(): the weights cannot change
+            return self._gate_cache
+        return GateWeights(w_ih[:, :E], b_ih, w_ih[:, E:].t(), torch.cat([w_query, w_hh]),
+                           torch.cat([b_hh.new_zeros(w_query.size(0)), b_hh]), w_query.size(0))
+
+    @contextmanager
+    def decoding(self) -> Iterator[None]:
+        """The concatenated gate weights built once for a whole search, not by a torch.cat per step.
+        (A cache keyed on the weights' version would go stale: fused Adam updates in place without
+        bumping it.)"""
+        self._gate_cache = self._gate_weights() if self.decoder.single_torch_layer() else None
+        try:
+            yield
+        finally:
+            self._gate_cache = None
 
     def _recur_gates(self, word_gates: torch.Tensor, state: State, memory: Memory,
                      weights: GateWeights) -> tuple[torch.Tensor, torch.Tensor, State, torch.Tensor]:

@@ -21,6 +21,7 @@ Both run the whole batch at once on the model's device (beam search: B*K rows), 
   the model's mode afterwards.
 """
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -107,7 +108,17 @@ def _hypotheses(tokens: torch.Tensor, lengths: torch.Tensor, log_probs: torch.Te
     return out
 
 
+def _in_decoding(search):
+    """Runs a search inside ``model.decoding()``: the weights are fixed throughout it."""
+    @functools.wraps(search)
+    def wrapped(model: EncoderDecoder, *args, **kwargs):
+        with model.decoding():
+            return search(model, *args, **kwargs)
+    return wrapped
+
+
 @torch.no_grad()
+@_in_decoding
 def greedy_search(model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Tensor,
                   max_len_a: float = 1.5, max_len_b: float = 10, alpha: float = 0.6) -> list[Hypothesis]:
     """The most likely word at each step. src (B, T_x), src_lengths (B,)."""
@@ -139,6 +150,7 @@ def greedy_search(model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.T
 
 
 @torch.no_grad()
+@_in_decoding
 def beam_search(model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: int = 5,
                 max_len_a: float = 1.5, max_len_b: float = 10, alpha: float = 0.6) -> list[Hypothesis]:
     """Batched beam search; returns the best finished hypothesis of each sentence."""

@@ -285,12 +285,29 @@ def test_decoding_on_a_gpu_reads_back_only_every_few_steps(name, beam, monkeypat
     assert in_loop <= steps // search.STOP_CHECK_EVERY + 1 < cpu_reads.count("__bool__")
 
 
-def test_decoding_reuses_the_gate_weights_until_they_change():
+def test_decoding_builds_the_gate_weights_once_per_search(monkeypatch):
     model = tiny_model("rnnsearch-gru")
+    assert model._gate_weights() is not model._gate_weights()  # outside a search: fresh, in the graph
+    with torch.no_grad(), model.decoding():
+        assert model._gate_weights() is model._gate_weights()  # no torch.cat per decoding step
+    src, src_lengths, _, _ = fixed_pairs(3, seed=5)
+    built = []
+    original = type(model)._gate_weights
+    monkeypatch.setattr(type(model), "_gate_weights",
+                        lambda self: (built.append(1) if self._gate_cache is None else None) or original(self))
+    greedy_search(model, src, src_lengths)
+    beam_search(model, src, src_lengths, beam_size=3)
+    assert len(built) == 2  # once per search
+
+
+def test_a_search_sees_weights_changed_without_a_version_bump():
+    """Fused Adam updates in place without bumping the version counter: nothing may go stale."""
+    model = tiny_model("rnnsearch-gru")
+    src, src_lengths, _, _ = fixed_pairs(3, seed=5)
+    before = [h.tokens for h in greedy_search(model, src, src_lengths)]
     with torch.no_grad():
-        first = model._gate_weights()
-        assert model._gate_weights() is first  # no torch.cat per decoding step
-        model.decoder.rnn.weight_hh_l0.add_(1.0)  # what an optimizer step does
-        changed = model._gate_weights()
-    assert changed is not first and torch.equal(changed.state[-1], model.decoder.rnn.weight_hh_l0[-1])
-    assert model._gate_weights() is not model._gate_weights()  # with autograd: fresh, in the graph
+        model.decoder.rnn.weight_hh_l0.data.normal_(0, 3.0)  # .data: no version bump, as fused Adam
+        model.attention.W.weight.data.normal_(0, 3.0)
+    after = greedy_search(model, src, src_lengths)
+    expected = search.greedy_search.__wrapped__.__wrapped__(model, src, src_lengths)  # no decoding() at all
+    assert [h.tokens for h in after] == [h.tokens for h in expected] != before
