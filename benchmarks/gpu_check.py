@@ -15,8 +15,11 @@ precision, beam size). Per model it prints: parameters; training target tokens p
 included, padding not; after ``--warmup`` steps, CUDA synchronised); peak memory (CUDA: max
 allocated; CPU: peak RSS); the last training loss; test sentences per second of the beam search;
 BLEU per source-length bucket (sacrebleu; on detokenized text when sacremoses is installed, else on
-the Moses tokens of hypothesis and reference alike, marked "tokens"). Everything is also written to
-``<out>/gpu_check.json``.
+the Moses tokens of hypothesis and reference alike, marked "tokens"). Then the ``train.max_steps``
+that fits the profile's models into a 60-minute run at the measured speed (``recommended_max_steps``).
+Everything is also written to ``<out>/gpu_check.json``. Training runs as the train stage runs it on
+CUDA (TF32, deterministic kernels, pinned batches: pipeline/training/cuda.py), and the timed window
+reads nothing back from the device until it ends.
 """
 from __future__ import annotations
 
@@ -41,11 +44,14 @@ sys.path.insert(0, str(REPO))
 
 from pipeline.data.length_buckets import BUCKET_LABELS, bucket_index  # noqa: E402
 from pipeline.data.vocabulary import Vocabulary  # noqa: E402
+from pipeline.training.cuda import apply_cuda_settings, pin_memory  # noqa: E402
 from pipeline.training.datamodule import ParallelSplit, PreparedDataModule, collate  # noqa: E402
 from pipeline.training.precision import resolve  # noqa: E402
 from pipeline.training.tasks import task_class  # noqa: E402
 
 MODELS = ("rnnenc-gru", "rnnsearch-gru")
+RUN_MINUTES = 60  # the `gpu` profile's goal: every Bible model trained and evaluated within an hour
+TRAIN_SHARE = 0.7  # of it for the train steps themselves
 TINY_SIZES = {"emb_size": 16, "hidden_size": 32, "maxout_size": 16, "attention_size": 16, "dropout": 0.0}
 
 
@@ -63,10 +69,15 @@ def gpu_profile() -> dict:
 
 
 class Throughput(pl.Callback):
-    """Target tokens per second of training after ``warmup`` steps, and the last training loss."""
+    """Target tokens per second of training after ``warmup`` steps, and the last training loss.
+
+    Nothing is read back to the host inside the timed window (on a GPU every ``int()``/``float()`` of
+    a device tensor waits for the device): tokens add up on the device, the loss is kept as a tensor,
+    and both are read once at the end, after a synchronisation."""
 
     def __init__(self, warmup: int) -> None:
         self.warmup, self.tokens, self.started, self.seconds, self.loss = warmup, 0, None, 0.0, None
+        self.steps = 0  # timed steps
 
     def _sync(self, pl_module) -> None:
         if pl_module.device.type == "cuda":
@@ -77,15 +88,18 @@ class Throughput(pl.Callback):
             self._sync(pl_module)
             self.started = time.perf_counter()
         if self.started is not None:
-            self.tokens += int(batch["tgt_lengths"].sum() + len(batch["tgt_lengths"]))  # + EOS
+            self.tokens = self.tokens + batch["tgt_lengths"].sum() + len(batch["tgt_lengths"])  # + EOS
+            self.steps += 1
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_index) -> None:
-        self.loss = float(outputs["loss"]) if isinstance(outputs, dict) else float(outputs)
+        self.loss = (outputs["loss"] if isinstance(outputs, dict) else outputs).detach()
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._sync(pl_module)
         if self.started is not None:
             self.seconds = time.perf_counter() - self.started
+        self.tokens = int(self.tokens)
+        self.loss = float(self.loss) if self.loss is not None else None
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -155,9 +169,10 @@ def check(name: str, data: Path, settings: dict, steps: int, warmup: int, test_s
     trainer = pl.Trainer(accelerator="auto", devices=1, precision=precision.value, max_steps=steps,
                          use_distributed_sampler=False, logger=False, enable_checkpointing=False,
                          enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
-                         callbacks=[meter], log_every_n_steps=max(steps // 10, 1))
-    datamodule = PreparedDataModule(data, train["batch_tokens"], train["seed"],
-                                    batch_sentences=train["batch_sentences"])
+                         callbacks=[meter], log_every_n_steps=max(steps // 10, 1),
+                         **apply_cuda_settings(device.type))  # as the train stage: TF32, deterministic
+    datamodule = PreparedDataModule(data, train["batch_tokens"], train["seed"], num_workers=train["num_workers"],
+                                    batch_sentences=train["batch_sentences"], pin_memory=pin_memory(device.type))
     started = time.perf_counter()
     trainer.fit(task, datamodule)
     train_seconds = time.perf_counter() - started
@@ -165,12 +180,26 @@ def check(name: str, data: Path, settings: dict, steps: int, warmup: int, test_s
         "model": name, "parameters": sum(p.numel() for p in task.parameters()), "device": str(device),
         "precision": precision.value, "steps": trainer.global_step, "train_seconds": round(train_seconds, 1),
         "tokens_per_s": round(meter.tokens / meter.seconds) if meter.seconds else None,
+        "seconds_per_step": round(meter.seconds / meter.steps, 4) if meter.steps else None,
         "last_loss": round(meter.loss, 3) if meter.loss is not None else None,
     }
     model = task.to(device).eval()
     result["test"] = bleu_by_bucket(model, data, ParallelSplit(data / "test"), settings, test_sentences, device)
     result["peak_memory_mb"] = round(peak_memory_mb(device))
     return result
+
+
+def recommended_max_steps(models: list[dict], settings: dict) -> int | None:
+    """The per-model step budget that fits the `gpu` profile's models into RUN_MINUTES: TRAIN_SHARE of
+    it for training (the rest: validation, dev BLEU, evaluate, probe), each model at the measured
+    seconds per step of its family's GRU (language models as rnnenc: no attention, one recurrence
+    fewer). Rounded down to a hundred."""
+    seconds = {m["model"].split("-")[0]: m["seconds_per_step"] for m in models if m["seconds_per_step"]}
+    if set(seconds) != {"rnnenc", "rnnsearch"}:
+        return None
+    per_step = sum(seconds["rnnsearch" if name.startswith("rnnsearch") else "rnnenc"]
+                   for name in settings["experiments"]["models"])
+    return max(int(RUN_MINUTES * 60 * TRAIN_SHARE / per_step + 1e-6) // 100 * 100, 100)  # + 1e-6: float division
 
 
 def prepare(target: Path) -> None:
@@ -212,7 +241,7 @@ def main() -> None:
     if arguments.tiny:
         settings["model"] = {**settings["model"], **TINY_SIZES}
         settings["evaluate"] = {**settings["evaluate"], "beam_size": 2}
-        settings["train"] = {**settings["train"], "batch_tokens": 256}
+        settings["train"] = {**settings["train"], "batch_tokens": 256, "num_workers": 0}
     if not torch.cuda.is_available():
         settings["train"] = {**settings["train"], "precision": "auto"}  # bf16 only where the CPU has it
     results = {"torch": torch.__version__, "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
@@ -227,6 +256,11 @@ def main() -> None:
               f"last loss {result['last_loss']}; beam {test['beam_size']}: {test['sentences_per_s']} sentences/s, "
               f"BLEU {test['bleu']} ({test['scored_on']})", flush=True)
         print("  " + "  ".join(f"{label} {row['bleu']} (n={row['n']})" for label, row in test["buckets"].items()))
+    results["recommended_max_steps"] = recommended_max_steps(results["models"], settings)
+    if results["recommended_max_steps"]:
+        print(f"recommended train.max_steps for a {RUN_MINUTES}-minute `gpu` run: {results['recommended_max_steps']} "
+              f"({len(settings['experiments']['models'])} models, {TRAIN_SHARE:.0%} of the time training; "
+              "lm-* and rnnenc-* timed as rnnenc-gru, rnnsearch-* as rnnsearch-gru)")
     arguments.out.mkdir(parents=True, exist_ok=True)
     (arguments.out / "gpu_check.json").write_text(json.dumps(results, indent=2) + "\n")
 

@@ -11,6 +11,7 @@ is dimension 1. For the Jordan cell the state is the previous output y_{t-1} (ou
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -18,6 +19,8 @@ from models.jordan import JordanRNN
 from models.names import CELLS
 
 _TORCH_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+# One direction of one layer over a whole sequence: what nn.GRU / nn.RNN call (torch._VF).
+_UNPACKED = {"gru": torch._VF.gru, "rnn": torch._VF.rnn_tanh}
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -68,10 +71,46 @@ class Recurrent(nn.Module):
                 return self.rnn(x, lengths, state)
             if lengths is None:
                 return self.rnn(x, state)
+            if self.cell in _UNPACKED and state is None:
+                return self._unpacked(x, lengths)
+            # LSTM: its final memory cell at each sentence's own end needs packing (and lengths on the CPU).
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, state = self.rnn(packed, state)  # h_n per sentence, in the batch's own order
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))  # (B, T, D*H)
             return out, state
+
+    def _unpacked(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward`` of a GRU / Elman stack from zeros without packing: each direction of each layer
+        is one whole-sequence call (oneDNN / cuDNN kernels instead of packing's per-step loop, and no
+        lengths copied to the host). A sentence's padding follows it, so the forward direction's
+        outputs at its real words are unaffected; the backward direction reads each sentence reversed
+        within its own length (an index involution), so it too starts at the sentence's last word.
+        x (B, T, I) -> outputs (B, T, D*H), zero on padding; final state (L*D, B, H) at each end."""
+        B, T = x.shape[:2]
+        steps = torch.arange(T, device=x.device)
+        real = steps < lengths.unsqueeze(1)  # (B, T)
+        reverse = torch.where(real, lengths.unsqueeze(1) - 1 - steps, steps).unsqueeze(-1)  # (B, T, 1)
+        last = (lengths - 1).view(B, 1, 1).expand(B, 1, self.hidden_size)  # forward direction's end
+        run = _UNPACKED[self.cell]
+        finals = []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.num_directions):
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                weights = [getattr(self.rnn, name + suffix) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                inputs = x.gather(1, reverse.expand_as(x)) if direction else x
+                h0 = x.new_zeros(1, B, self.hidden_size)
+                out = run(inputs, h0, weights, True, 1, 0.0, self.training, False, True)[0]  # (B, T, H)
+                if direction:
+                    out = out.gather(1, reverse.expand_as(out))  # back to reading order: word 1 first
+                    finals.append(out[:, 0])  # h←_1
+                else:
+                    finals.append(out.gather(1, last).squeeze(1))
+                outputs.append(out)
+            x = torch.cat(outputs, dim=-1) * real.unsqueeze(-1)  # zeros on padding, as pad_packed_sequence
+            if layer + 1 < self.num_layers:
+                x = F.dropout(x, self.rnn.dropout, self.training)  # between layers, as torch
+        return x, torch.stack(finals)
 
     def step(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         """One time step of a unidirectional stack: x (B, I) -> top output (B, H), new state."""

@@ -5,6 +5,7 @@
     log_probs, state, attention = model.step(prev_tokens, state, memory)
                                                              # (B, V), new state, (B, T_x) or None
     memory = model.reorder_memory(memory, index)             # batch dim 0 of every tensor
+    with model.decoding(): …                                 # a search: weights fixed throughout
     state = model.reorder_state(state, index)                # batch dim 1 (torch RNN layout)
 
 ``forward(src, src_lengths, tgt_in, tgt_lengths)`` is teacher forcing: tgt_in = BOS y (see
@@ -13,6 +14,8 @@ and gives the same numbers as feeding tgt_in to ``step`` one token at a time.
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -40,6 +43,12 @@ class EncoderDecoder(nn.Module, ABC):
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
                 tgt_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Teacher forcing: tgt_in (B, T_y) -> logits (B, T_y, V), attention (B, T_y, T_x) or None."""
+
+    @contextmanager
+    def decoding(self) -> Iterator[None]:
+        """models.search decodes inside this: the weights stay fixed, so a model may derive things
+        from them once per search instead of once per step (RNNSearch's gate weights)."""
+        yield
 
     @staticmethod
     def reorder_memory(memory: Memory, index: torch.Tensor) -> Memory:

@@ -24,9 +24,11 @@ Controls for the ablations (docs/ablations.md), each one knob, off by default:
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from models.cells import Recurrent, State, full_precision
+from models.decoder_pass import decoder_pass
 from models.encoder_decoder import EncoderDecoder, Memory
 from models.maxout import MaxoutOutput
 from models.sequences import reverse_padded
@@ -86,10 +88,27 @@ class RNNEncoderDecoder(EncoderDecoder):
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
                 tgt_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
+        """Unpacked: steps past a sentence's end only produce logits the loss ignores."""
         memory = self.encode(src, src_lengths)
         c = memory["context"].unsqueeze(1).expand(-1, tgt_in.size(1), -1)  # (B, T_y, C)
         e = self.dropout(self.tgt_embed(tgt_in))  # (B, T_y, E)
-        # No attention, so all steps run in one call (cuDNN / oneDNN); unpacked: steps past a
-        # sentence's end only produce logits the loss ignores.
-        h, _ = self.decoder(torch.cat([e, c], dim=-1), None, self.init_state(memory))  # (B, T_y, H)
+        with full_precision(e):
+            state = self.init_state(memory)
+            if self.decoder.single_torch_layer():
+                h = self.teacher_forced_pass(e, memory["context"], state)
+            else:  # no attention: all steps in one module call (cuDNN on a GPU)
+                h, _ = self.decoder(torch.cat([e, c], dim=-1), None, state)  # (B, T_y, H)
         return self.output(h, e, c), None  # logits (B, T_y, V)
+
+    def teacher_forced_pass(self, e: torch.Tensor, c: torch.Tensor, state: State) -> torch.Tensor:
+        """The single-layer decoder over all steps as one autograd Function (models.decoder_pass):
+        e (B, T_y, E), c (B, H) -> h'_1 … h'_T (B, T_y, H). The cell reads [E y_{t-1}; c]: its input
+        gates are W_e E y_{t-1} + b_ih for all steps in one matmul plus W_c c once per sentence (c
+        is the same at every step, A.1.2), not a (B·T_y, E + H) matmul over c repeated."""
+        w_ih, w_hh, b_ih, b_hh = self.decoder.layer_weights()
+        E = e.size(-1)
+        word_gates = F.linear(e, w_ih[:, :E], b_ih) + F.linear(c, w_ih[:, E:]).unsqueeze(1)  # (B, T_y, G)
+        h = self.decoder.hidden(state)[-1]
+        memory_cell = state[1][-1] if self.decoder.cell == "lstm" else None
+        states, _, _ = decoder_pass(self.decoder.cell, word_gates, h, memory_cell, w_hh, b_hh)
+        return states[1:].transpose(0, 1)

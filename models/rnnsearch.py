@@ -14,6 +14,8 @@ target steps. With several layers the top layer's state is the attention query a
 initialises every decoder layer; an LSTM's memory cell starts at zero.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import NamedTuple
 
@@ -23,6 +25,7 @@ from torch import nn
 
 from models.attention import AdditiveAttention
 from models.cells import Recurrent, State, cell_update, full_precision
+from models.decoder_pass import decoder_pass
 from models.encoder_decoder import EncoderDecoder, Memory
 from models.maxout import MaxoutOutput
 from models.sequences import length_mask
@@ -55,6 +58,7 @@ class RNNSearch(EncoderDecoder):
         self.to_init = nn.Linear(H, num_layers * H)  # W_s, one slice per decoder layer
         self.decoder = Recurrent(cell, E + 2 * H, H, num_layers, dropout)
         self.output = MaxoutOutput(H, E, 2 * H, maxout_size, tgt_vocab, dropout)
+        self._gate_cache: GateWeights | None = None  # set only inside decoding()
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> Memory:
         lengths = src_lengths.clamp(min=1)  # an empty source reads one PAD (zero) embedding
@@ -96,8 +100,21 @@ class RNNSearch(EncoderDecoder):
         w_ih, w_hh, b_ih, b_hh = self.decoder.layer_weights()
         E = self.tgt_embed.embedding_dim
         w_query = self.attention.W.weight  # (A, H)
+        if self._gate_cache is not None:  # inside decoding(): the weights cannot change
+            return self._gate_cache
         return GateWeights(w_ih[:, :E], b_ih, w_ih[:, E:].t(), torch.cat([w_query, w_hh]),
                            torch.cat([b_hh.new_zeros(w_query.size(0)), b_hh]), w_query.size(0))
+
+    @contextmanager
+    def decoding(self) -> Iterator[None]:
+        """The concatenated gate weights built once for a whole search, not by a torch.cat per step.
+        (A cache keyed on the weights' version would go stale: fused Adam updates in place without
+        bumping it.)"""
+        self._gate_cache = self._gate_weights() if self.decoder.single_torch_layer() else None
+        try:
+            yield
+        finally:
+            self._gate_cache = None
 
     def _recur_gates(self, word_gates: torch.Tensor, state: State, memory: Memory,
                      weights: GateWeights) -> tuple[torch.Tensor, torch.Tensor, State, torch.Tensor]:
@@ -126,20 +143,43 @@ class RNNSearch(EncoderDecoder):
         """tgt_lengths is not needed: steps past a sentence's end only produce logits the loss ignores."""
         memory = self.encode(src, src_lengths)
         emb = self.dropout(self.tgt_embed(tgt_in))  # (B, T_y, E), all steps at once
-        states, contexts, alphas = [], [], []
         with full_precision(emb):
             state = self.init_state(memory)
             if self.decoder.single_torch_layer():
-                weights = self._gate_weights()
-                word_gates = F.linear(emb, weights.word, weights.word_bias)  # (B, T_y, G), all steps at once
-                recur, inputs = partial(self._recur_gates, memory=memory, weights=weights), word_gates
+                states, contexts, alphas = self.teacher_forced_pass(emb, state, memory)
             else:
-                recur, inputs = partial(self._recur, memory=memory), emb
-            for step_input in inputs.unbind(1):  # unbind: one backward for all steps, not one per slice
-                s_prev, context, state, alpha = recur(step_input, state)
-                states.append(s_prev)
-                contexts.append(context)
-                alphas.append(alpha)
-        logits = self.output(torch.stack(states, dim=1), emb, torch.stack(contexts, dim=1))  # (B, T_y, V)
-        return logits, torch.stack(alphas, dim=1)  # (B, T_y, V), (B, T_y, T_x)
+                states, contexts, alphas = self.teacher_forced_steps(emb, state, memory)
+        logits = self.output(states, emb, contexts)  # (B, T_y, V)
+        return logits, alphas  # (B, T_y, V), (B, T_y, T_x)
 
+    def teacher_forced_pass(self, emb: torch.Tensor, state: State,
+                            memory: Memory) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The single-layer decoder over all steps as one autograd Function (models.decoder_pass):
+        emb (B, T_y, E) -> s_{i-1} (B, T_y, H), c_i (B, T_y, 2H), α_i (B, T_y, T_x)."""
+        w_ih, w_hh, b_ih, b_hh = self.decoder.layer_weights()
+        E = emb.size(-1)
+        word_gates = F.linear(emb, w_ih[:, :E], b_ih)  # W_e E y_{i-1} + b_ih (B, T_y, G), all steps at once
+        h = self.decoder.hidden(state)[-1]
+        c = state[1][-1] if self.decoder.cell == "lstm" else None
+        attention = {"annotations": memory["annotations"], "keys": memory["keys"], "mask": memory["mask"],
+                     "w_query": self.attention.W.weight, "w_context": w_ih[:, E:], "v": self.attention.v.weight}
+        states, contexts, alphas = decoder_pass(self.decoder.cell, word_gates, h, c, w_hh, b_hh, attention)
+        return states[:-1].transpose(0, 1), contexts.transpose(0, 1), alphas.transpose(0, 1)
+
+    def teacher_forced_steps(self, emb: torch.Tensor, state: State, memory: Memory,
+                             gates: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``teacher_forced_pass`` one step at a time under autograd: any cell or depth (``gates``: the
+        single-layer ``_recur_gates`` form, the path before models.decoder_pass; kept for its tests)."""
+        if gates:
+            weights = self._gate_weights()
+            word_gates = F.linear(emb, weights.word, weights.word_bias)  # (B, T_y, G), all steps at once
+            recur, inputs = partial(self._recur_gates, memory=memory, weights=weights), word_gates
+        else:
+            recur, inputs = partial(self._recur, memory=memory), emb
+        states, contexts, alphas = [], [], []
+        for step_input in inputs.unbind(1):  # unbind: one backward for all steps, not one per slice
+            s_prev, context, state, alpha = recur(step_input, state)
+            states.append(s_prev)
+            contexts.append(context)
+            alphas.append(alpha)
+        return torch.stack(states, dim=1), torch.stack(contexts, dim=1), torch.stack(alphas, dim=1)

@@ -21,6 +21,7 @@ Both run the whole batch at once on the model's device (beam search: B*K rows), 
   the model's mode afterwards.
 """
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -47,14 +48,32 @@ def max_lengths(src_lengths: torch.Tensor, a: float, b: float) -> torch.Tensor:
     return (a * src_lengths.double() + b).floor().long().clamp(min=1)
 
 
+# On a GPU every read of a tensor's value into Python (``.any()``, ``done.all()``, a boolean mask's
+# size) makes the host wait for the device, and a decoding step is a few small kernels: the GPU idles.
+STOP_CHECK_EVERY = 8  # steps between "is every sentence done?" on a GPU (a CPU checks every step)
+
+
+def _reads_are_free(device: torch.device) -> bool:
+    """On a CPU reading a value costs nothing (and saves work); on a GPU it stalls the device."""
+    return device.type == "cpu"
+
+
+def _check_done(t: int, device: torch.device) -> bool:
+    """Whether step t looks at ``done``. Steps after every sentence is done change no output (their
+    words fall after each EOS, finished scores are kept), so checking every few steps only costs
+    up to STOP_CHECK_EVERY - 1 extra steps."""
+    return _reads_are_free(device) or t % STOP_CHECK_EVERY == STOP_CHECK_EVERY - 1
+
+
 def _restrict(log_probs: torch.Tensor, force_eos: torch.Tensor) -> torch.Tensor:
     """log_probs (N, V), in place: forbid PAD and BOS everywhere and everything but EOS where
-    force_eos (N,). In place and by index, not an (N, V) mask: this runs at every step."""
-    log_probs[:, [PAD, BOS]] = float("-inf")
-    if force_eos.any():
-        eos = log_probs[force_eos, EOS]
-        log_probs[force_eos] = float("-inf")
-        log_probs[force_eos, EOS] = eos
+    force_eos (N,). In place and by column, never a boolean mask of data-dependent size."""
+    log_probs[:, PAD] = float("-inf")
+    log_probs[:, BOS] = float("-inf")
+    if not _reads_are_free(log_probs.device) or force_eos.any():  # the CPU skips the fill on most steps
+        eos = log_probs[:, EOS].clone()
+        log_probs.masked_fill_(force_eos.unsqueeze(1), float("-inf"))
+        log_probs[:, EOS] = eos
     return log_probs
 
 
@@ -89,7 +108,17 @@ def _hypotheses(tokens: torch.Tensor, lengths: torch.Tensor, log_probs: torch.Te
     return out
 
 
+def _in_decoding(search):
+    """Runs a search inside ``model.decoding()``: the weights are fixed throughout it."""
+    @functools.wraps(search)
+    def wrapped(model: EncoderDecoder, *args, **kwargs):
+        with model.decoding():
+            return search(model, *args, **kwargs)
+    return wrapped
+
+
 @torch.no_grad()
+@_in_decoding
 def greedy_search(model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Tensor,
                   max_len_a: float = 1.5, max_len_b: float = 10, alpha: float = 0.6) -> list[Hypothesis]:
     """The most likely word at each step. src (B, T_x), src_lengths (B,)."""
@@ -113,7 +142,7 @@ def greedy_search(model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.T
         done |= prev == EOS
         words.append(prev)
         alphas.append(attention)
-        if done.all():
+        if _check_done(t, device) and done.all():
             break
     model.train(was_training)
     attention = None if alphas[0] is None else torch.stack(alphas, dim=1)  # (B, T_y, T_x)
@@ -121,6 +150,7 @@ def greedy_search(model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.T
 
 
 @torch.no_grad()
+@_in_decoding
 def beam_search(model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: int = 5,
                 max_len_a: float = 1.5, max_len_b: float = 10, alpha: float = 0.6) -> list[Hypothesis]:
     """Batched beam search; returns the best finished hypothesis of each sentence."""
@@ -177,7 +207,7 @@ def beam_search(model: EncoderDecoder, src: torch.Tensor, src_lengths: torch.Ten
         if best_att is not None:
             best_att[:, :t] = torch.where(better.view(B, 1, 1), att_history[rows, beam], best_att[:, :t])
         done |= _settled(top_scores, is_eos, best_score, t, lp_limit, alpha) | (t >= limit)
-        if done.all():
+        if _check_done(t, device) and done.all():
             break
 
         # Go on with the K best extensions that do not end (EOS ranked last, order kept otherwise).

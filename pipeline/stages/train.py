@@ -35,15 +35,16 @@ def train(model: str, corpus: str, params: Params, variant: Optional[str] = None
     reports/ablations/train)."""
     import pytorch_lightning as pl
     import torch
-    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, Timer, TQDMProgressBar
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
     from pytorch_lightning.loggers import MLFlowLogger
 
     from models.names import parse_model_name
     from pipeline.training.build import build_task_and_data
-    from pipeline.training.callbacks import EpochHistory, SafetyStop
+    from pipeline.training.callbacks import EpochHistory, SafetyStop, StepTimer, TimedCheckpoint
     from pipeline.training.checkpoints import (fingerprint, is_rank_zero, resume_checkpoint, shared_resume,
                                                start_over)
     from pipeline.training.dev_bleu import DevBleu
+    from pipeline.training.cuda import apply_cuda_settings
     from pipeline.training.precision import device_type
     from pipeline.training.precision import resolve as resolve_precision
     from pipeline.tracking.runs import Tracker
@@ -65,7 +66,9 @@ def train(model: str, corpus: str, params: Params, variant: Optional[str] = None
             params = overlay(params, settings)
             overrides = {**overrides, **settings}
             print(f"variant {variant}: {describe(settings) or 'the controlled experiment as it is'}", flush=True)
-    precision = resolve_precision(params.train.precision, device_type(params.train.accelerator))
+    device = device_type(params.train.accelerator)
+    precision = resolve_precision(params.train.precision, device)
+    cuda_trainer_settings = apply_cuda_settings(device)  # TF32, deterministic kernels; {} on a CPU
     print(f"precision: {precision.value} ({precision.reason})", flush=True)
     # The resolved value is what the checkpoint's fingerprint holds: auto on another machine may differ.
     params = params.model_copy(update={"train": params.train.model_copy(update={"precision": precision.value})})
@@ -87,11 +90,11 @@ def train(model: str, corpus: str, params: Params, variant: Optional[str] = None
     epochs = config.epochs.for_model("bible" if corpus == "bible" else "synthetic", family, config.max_epochs)
     # The step budget is the Bible corpus's: the controlled experiment keeps its calibrated epochs.
     max_steps = config.max_steps if corpus == "bible" else None
-    timer = Timer(duration=timedelta(minutes=config.time_limit_minutes), interval="step")  # safety only
+    timer = StepTimer(duration=timedelta(minutes=config.time_limit_minutes), interval="step")  # safety only
     history = EpochHistory(timer)
     best = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="dev_loss", mode="min", save_top_k=1,
                            auto_insert_metric_name=False, enable_version_counter=False)
-    last = ModelCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False,
+    last = TimedCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False,
                            train_time_interval=timedelta(minutes=config.checkpoint_every_minutes))
     # tqdm rather than rich: its lines also show in logs that are not a terminal (CI, `ray job logs`).
     safety = SafetyStop(timer, checkpoints / "last.ckpt")
@@ -113,7 +116,7 @@ def train(model: str, corpus: str, params: Params, variant: Optional[str] = None
         accelerator=config.accelerator, devices=config.devices,
         strategy="ddp" if config.devices > 1 else "auto", precision=config.precision,
         max_epochs=epochs, max_steps=max_steps or -1, use_distributed_sampler=False, callbacks=callbacks, logger=logger,
-        num_sanity_val_steps=0, log_every_n_steps=10, **validation_schedule(max_steps),
+        num_sanity_val_steps=0, log_every_n_steps=10, **validation_schedule(max_steps), **cuda_trainer_settings,
     )
     started = time.monotonic()
     trainer.fit(task, datamodule, ckpt_path=resume)
@@ -146,7 +149,7 @@ def train(model: str, corpus: str, params: Params, variant: Optional[str] = None
     if overrides:
         summary["overrides"] = overrides
     if history.rows:
-        summary["best_dev_ppl"] = min(r.get("dev_ppl", float("inf")) for r in history.rows)
+        summary["best_dev_ppl"] = history.best_dev_ppl or min(r.get("dev_ppl", float("inf")) for r in history.rows)
         bleus = [r["dev_bleu"] for r in history.rows if "dev_bleu" in r]
         if bleus:
             summary["last_dev_bleu"] = bleus[-1]

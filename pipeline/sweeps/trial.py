@@ -33,6 +33,7 @@ def train_worker(setup: dict[str, Any]) -> None:
 
     from pipeline.config import Params
     from pipeline.training.dev_bleu import DevBleu
+    from pipeline.training.cuda import apply_cuda_settings
     from pipeline.training.precision import resolve as resolve_precision
     from pipeline.training.build import build_task_and_data
 
@@ -46,7 +47,8 @@ def train_worker(setup: dict[str, Any]) -> None:
     task, datamodule = build_task_and_data(setup["model"], data_dir, params)
 
     tune = params.tune
-    precision = resolve_precision(params.train.precision, "cuda" if tune.resources_per_trial.gpus_per_worker else "cpu")
+    device = "cuda" if tune.resources_per_trial.gpus_per_worker else "cpu"
+    precision = resolve_precision(params.train.precision, device)
     rank_zero = ray.train.get_context().get_world_rank() == 0
     logger = MLFlowLogger(experiment_name=params.mlflow.experiment, tracking_uri=setup["tracking_uri"],
                           run_id=setup["run_id"]) if rank_zero else False
@@ -58,7 +60,7 @@ def train_worker(setup: dict[str, Any]) -> None:
         strategy=RayDDPStrategy(), plugins=[RayLightningEnvironment()], precision=precision.value,
         max_epochs=tune.epochs, limit_train_batches=tune.batches_per_epoch or 1.0, use_distributed_sampler=False,
         callbacks=callbacks, logger=logger, enable_checkpointing=False, num_sanity_val_steps=0,
-        log_every_n_steps=10,
+        log_every_n_steps=10, **apply_cuda_settings(device),
     )
     trainer = prepare_trainer(trainer)
     trainer.fit(task, datamodule=datamodule)
@@ -93,10 +95,19 @@ def run_trial(config: dict[str, Any], *, sweep: dict[str, Any]) -> None:
         train_worker, train_loop_config=setup,
         scaling_config=ray.train.ScalingConfig(num_workers=resources.workers, use_gpu=use_gpu,
                                                resources_per_worker=per_worker),
-        run_config=ray.train.RunConfig(name=f"{sweep['name']}-{trial_id}", storage_path=sweep["train_storage"],
-                                       callbacks=[TuneReportCallback()]),
+        run_config=train_run_config(f"{sweep['name']}-{trial_id}", sweep["train_storage"], [TuneReportCallback()]),
     )
     try:
         trainer.fit()
     finally:
         tracker.client.set_terminated(run_id)
+
+
+def train_run_config(name: str, storage: str, callbacks: list):
+    """A trial's Ray Train RunConfig. RayTrainReportCallback writes a checkpoint every epoch that
+    nothing reads back (the train stage retrains the chosen config): keep only the latest of each
+    trial, not all of them (~1 GB each at paper size)."""
+    import ray.train
+
+    return ray.train.RunConfig(name=name, storage_path=storage, callbacks=callbacks,
+                               checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1))

@@ -7,7 +7,9 @@ from models.names import parse_model_name
 from pipeline.config import Params
 from pipeline.data.vocabulary import Vocabulary
 from pipeline.errors import DataError
+from pipeline.training.cuda import pin_memory
 from pipeline.training.datamodule import PreparedDataModule
+from pipeline.training.precision import device_type
 from pipeline.training.tasks import task_class
 
 
@@ -22,5 +24,6 @@ def build_task_and_data(model: str, data_dir: Path, params: Params):
         raise DataError(f"{error.filename}: not found (made by the prepare stage; run it again)") from None
     task = task_class(model)(model, *vocab_sizes, params.model.model_dump(), config.model_dump())
     datamodule = PreparedDataModule(data_dir, config.batch_tokens, config.seed, target_only=family == "lm",
-                                    num_workers=config.num_workers, batch_sentences=config.batch_sentences)
+                                    num_workers=config.num_workers, batch_sentences=config.batch_sentences,
+                                    pin_memory=pin_memory(device_type(config.accelerator)))
     return task, datamodule

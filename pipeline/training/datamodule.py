@@ -82,11 +82,11 @@ class ResumableLoader(DataLoader):
 
 class PreparedDataModule(pl.LightningDataModule):
     def __init__(self, data_dir: Path | str, batch_tokens: int, seed: int, target_only: bool = False,
-                 num_workers: int = 0, batch_sentences: Optional[int] = None) -> None:
+                 num_workers: int = 0, batch_sentences: Optional[int] = None, pin_memory: bool = False) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
         self.batch_tokens, self.batch_sentences = batch_tokens, batch_sentences
-        self.seed, self.num_workers = seed, num_workers
+        self.seed, self.num_workers, self.pin_memory = seed, num_workers, pin_memory
         self.sides = ("tgt",) if target_only else ("src", "tgt")
         self.splits: dict[str, ParallelSplit] = {}
 
@@ -109,7 +109,7 @@ class PreparedDataModule(pl.LightningDataModule):
         sampler = TokenBudgetBatchSampler(dataset.lengths(self.sides), self.batch_tokens, shuffle, self.seed,
                                           rank, world_size, self.batch_sentences, epoch)
         arguments = dict(batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers,
-                         persistent_workers=self.num_workers > 0)
+                         persistent_workers=self.num_workers > 0, pin_memory=self.pin_memory)
         if split == "train" and self.trainer is not None:
             trainer = self.trainer
             return ResumableLoader(dataset, **arguments,

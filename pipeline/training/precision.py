@@ -1,6 +1,6 @@
 """``precision: auto``: bf16 mixed precision where the hardware computes bf16 natively, fp32 elsewhere.
 
-- CUDA: bf16-mixed when the GPU supports bf16 (``torch.cuda.is_bf16_supported``: Ampere and later).
+- CUDA: bf16-mixed when the GPU computes bf16 natively (Ampere and later; emulation does not count).
 - CPU: bf16-mixed when it has bf16 dot-product instructions (x86 AVX-512 BF16 or AMX): there a bf16
   matmul runs ~3–4× faster than fp32 (benchmarks/throughput.py measures both peaks). Without them
   torch emulates bf16 and it is slower than fp32, so auto keeps fp32.
@@ -51,7 +51,9 @@ def resolve(setting: str, device: str) -> Precision:
         return Precision(setting, "set in params")
     if device == "cuda":
         name = torch.cuda.get_device_name()
-        if torch.cuda.is_bf16_supported():
+        # including_emulation=False: torch's default counts GPUs that only emulate bf16 (pre-Ampere),
+        # where bf16-mixed runs slower than fp32.
+        if torch.cuda.is_bf16_supported(including_emulation=False):
             return Precision("bf16-mixed", f"auto: {name} computes bf16")
         return Precision("32", f"auto: {name} has no bf16 support")
     if device == "cpu":

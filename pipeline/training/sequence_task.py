@@ -38,10 +38,12 @@ class SequenceTask(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> torch.Tensor:
         logits, targets = self.logits_and_targets(batch)
         loss = masked_nll(logits, targets, label_smoothing=self.train_config["label_smoothing"])
-        tokens = int((targets != PAD).sum())
+        # A tensor, never read back to the host: int() here would make the CPU wait for the device at
+        # every step. Lightning weighs the epoch mean by it as a tensor (value * batch_size).
+        tokens = (targets != PAD).sum()
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=tokens,
                  sync_dist=True)
-        self.log("train_tokens", float(tokens), on_step=False, on_epoch=True, reduce_fx="sum", sync_dist=True)
+        self.log("train_tokens", tokens.float(), on_step=False, on_epoch=True, reduce_fx="sum", sync_dist=True)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> None:

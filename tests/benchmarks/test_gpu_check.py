@@ -38,3 +38,19 @@ def test_gpu_check_needs_only_torch_lightning_sacrebleu_tokenizers(tmp_path):
         assert model["test"]["scored_on"] == "tokens" and model["test"]["sentences"] == 16  # no sacremoses here
         assert sum(row["n"] for row in model["test"]["buckets"].values()) == 16
     assert "rnnsearch-gru:" in result.stdout and "target tokens/s" in result.stdout
+    assert report["recommended_max_steps"] >= 100 and report["recommended_max_steps"] % 100 == 0
+    assert f"train.max_steps for a 60-minute `gpu` run: {report['recommended_max_steps']}" in result.stdout
+
+
+def test_recommended_max_steps_fits_the_run():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks/gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    settings = {"experiments": {"models": ["lm-gru", "rnnenc-gru", "rnnsearch-gru", "rnnsearch-lstm"]}}
+    models = [{"model": "rnnenc-gru", "seconds_per_step": 0.1}, {"model": "rnnsearch-gru", "seconds_per_step": 0.2}]
+    steps = gpu_check.recommended_max_steps(models, settings)
+    # 2 × 0.1 s + 2 × 0.2 s = 0.6 s per step of every model; 70% of 60 minutes = 2,520 s -> 4,200 steps
+    assert steps == 4200
+    assert gpu_check.recommended_max_steps(models[:1], settings) is None

@@ -59,3 +59,19 @@ def test_context_size_sets_the_bottleneck_alone():
     default = tiny_model("rnnenc-gru")
     parameters = {name: sum(p.numel() for p in m.parameters()) for name, m in (("small", small), ("default", default))}
     assert parameters["small"] < parameters["default"]
+
+
+@pytest.mark.parametrize("control", [{"context_size": 4}, {"bidirectional": True}, {"reverse_source": True}])
+def test_each_control_trains_what_it_decodes(control):
+    """Teacher forcing (the single-layer decoder's one-pass Function) gives the log-probabilities that
+    step-by-step decoding (greedy and beam search's path) gives, for every control."""
+    src, src_lengths, y, y_lengths = fixed_pairs(4, seed=3)
+    model = tiny_model("rnnenc-gru", **control)
+    logits, _ = model(src, src_lengths, y)
+    expected = torch.log_softmax(logits, -1)
+    memory = model.encode(src, src_lengths)
+    state = model.init_state(memory)
+    for t in range(y.size(1)):
+        log_probs, state, _ = model.step(y[:, t], state, memory)
+        real = t < y_lengths
+        assert torch.allclose(log_probs[real], expected[real, t], atol=1e-5)

@@ -97,3 +97,28 @@ def test_every_cell_recurs_in_fp32_under_autocast(cell, packed):
         out, state = rnn(x.bfloat16(), lengths)
     assert out.dtype == torch.float32 and all(s.dtype == torch.float32 for s in _as_tuple(state))
     assert torch.allclose(out, rnn(x.bfloat16().float(), lengths)[0]) and out.shape == reference.shape
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_unpacked_run_equals_the_packed_one(cell, bidirectional, num_layers, monkeypatch):
+    """GRU/Elman stacks with lengths run unpacked (no lengths on the host): the packed path's numbers."""
+    import models.cells
+
+    torch.manual_seed(0)
+    rnn = Recurrent(cell, 5, 6, num_layers=num_layers, bidirectional=bidirectional).eval()
+    x = torch.randn(4, 8, 5, requires_grad=True)
+    lengths = torch.tensor([3, 8, 1, 5])
+    weights = torch.randn(4, 8, rnn.output_size)
+
+    def run():
+        out, state = rnn(x, lengths)
+        return [out, state, *torch.autograd.grad((out * weights).sum() + state.sum(), [x, *rnn.parameters()])]
+
+    unpacked = run()
+    monkeypatch.setattr(models.cells, "_UNPACKED", {})  # every cell packs
+    packed = run()
+    for a, b in zip(unpacked, packed):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert torch.all(unpacked[0][0, 3:] == 0)

@@ -40,3 +40,11 @@ def test_bf16_logits_get_a_bf16_gradient_and_an_fp32_loss():
 def test_all_padding_is_zero_not_nan():
     logits = torch.randn(1, 2, 5, requires_grad=True)
     assert masked_nll(logits, torch.full((1, 2), PAD)).item() == 0
+
+
+def test_chunks_are_cache_sized_on_a_cpu_and_launch_sized_on_a_gpu():
+    from models.loss import CHUNK_ROWS, chunk_rows
+
+    assert chunk_rows("cpu", 30000) == CHUNK_ROWS
+    assert chunk_rows("cuda", 30000) >= 4080  # a paper-size batch (80 × 51 rows) in one chunk
+    assert chunk_rows("cuda", 10**9) == CHUNK_ROWS  # never fewer rows than on a CPU

@@ -8,6 +8,7 @@ from models.encoder_decoder import EncoderDecoder
 from models.names import MODEL_NAMES
 from models.search import beam_search, greedy_search, length_penalty, max_lengths
 from models.special_tokens import BOS, EOS, PAD, UNK
+from tests.host_reads import count_host_reads
 from tests.models.util import SRC_VOCAB, fixed_pairs, pad, random_sentences, tiny_model, train
 
 SEQ2SEQ = [name for name in MODEL_NAMES if not name.startswith("lm-")]
@@ -262,3 +263,51 @@ def test_every_output_ends_within_its_limit(alpha):
                                max_len_b=1, alpha=alpha)
         assert alone.tokens == hyp.tokens and alone.score == pytest.approx(hyp.score, abs=1e-9)
     assert max(len(h.tokens) for h in together) == max(limits)  # some output runs to its limit
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+@pytest.mark.parametrize("name", ["rnnsearch-gru", "rnnenc-gru"])
+def test_decoding_on_a_gpu_reads_back_only_every_few_steps(name, beam, monkeypatch):
+    """As on a GPU (reads not free): no per-step .any() / done.all(); the outputs do not change."""
+
+    model = tiny_model(name, seed=3)
+    src, src_lengths, _, _ = fixed_pairs(5, seed=4, min_len=6, max_len=9)
+    decode = (lambda: search.greedy_search(model, src, src_lengths)) if beam == 1 else (
+        lambda: search.beam_search(model, src, src_lengths, beam_size=beam))
+    with count_host_reads() as cpu_reads:
+        expected = decode()
+    monkeypatch.setattr(search, "_reads_are_free", lambda device: False)
+    with count_host_reads() as gpu_reads:
+        hypotheses = decode()
+    assert [(h.tokens, round(h.score, 6)) for h in hypotheses] == [(h.tokens, round(h.score, 6)) for h in expected]
+    steps = max(len(h.tokens) for h in expected) + 1
+    in_loop = gpu_reads.count("__bool__")  # done.all() / .any() in `if`
+    assert in_loop <= steps // search.STOP_CHECK_EVERY + 1 < cpu_reads.count("__bool__")
+
+
+def test_decoding_builds_the_gate_weights_once_per_search(monkeypatch):
+    model = tiny_model("rnnsearch-gru")
+    assert model._gate_weights() is not model._gate_weights()  # outside a search: fresh, in the graph
+    with torch.no_grad(), model.decoding():
+        assert model._gate_weights() is model._gate_weights()  # no torch.cat per decoding step
+    src, src_lengths, _, _ = fixed_pairs(3, seed=5)
+    built = []
+    original = type(model)._gate_weights
+    monkeypatch.setattr(type(model), "_gate_weights",
+                        lambda self: (built.append(1) if self._gate_cache is None else None) or original(self))
+    greedy_search(model, src, src_lengths)
+    beam_search(model, src, src_lengths, beam_size=3)
+    assert len(built) == 2  # once per search
+
+
+def test_a_search_sees_weights_changed_without_a_version_bump():
+    """Fused Adam updates in place without bumping the version counter: nothing may go stale."""
+    model = tiny_model("rnnsearch-gru")
+    src, src_lengths, _, _ = fixed_pairs(3, seed=5)
+    before = [h.tokens for h in greedy_search(model, src, src_lengths)]
+    with torch.no_grad():
+        model.decoder.rnn.weight_hh_l0.data.normal_(0, 3.0)  # .data: no version bump, as fused Adam
+        model.attention.W.weight.data.normal_(0, 3.0)
+    after = greedy_search(model, src, src_lengths)
+    expected = search.greedy_search.__wrapped__.__wrapped__(model, src, src_lengths)  # no decoding() at all
+    assert [h.tokens for h in after] == [h.tokens for h in expected] != before

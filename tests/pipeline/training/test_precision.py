@@ -29,6 +29,13 @@ def test_auto_on_cuda_asks_the_device(monkeypatch):
     assert precision.resolve("auto", "cuda").value == "bf16-mixed"
 
 
+def test_auto_on_cuda_does_not_count_emulated_bf16(monkeypatch):
+    """torch.cuda.is_bf16_supported() is True on GPUs that only emulate bf16 (slower than fp32)."""
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Turing")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert precision.resolve("auto", "cuda").value == "32"
+
+
 def test_explicit_setting_is_kept_and_other_devices_get_fp32():
     assert precision.resolve("32", "cpu") == ("32", "set in params")
     assert precision.resolve("auto", "mps").value == "32"

@@ -1,0 +1,90 @@
+"""Where a training step's time goes: torch.profiler over the training step of benchmarks/throughput.py.
+
+The same step as throughput.py's (the task's `logits_and_targets` + `masked_nll` under the precision's
+autocast, backward, clipping, the task's optimizer) on the first batches of the prepared corpus, at
+params.yaml's sizes. Prints the ops with the most self time over `--steps` steps, the number of op
+calls per step (op overhead: what dominates on a 2-core CPU and in kernel launches on a GPU) and
+the ms per step.
+
+    .venv/bin/python benchmarks/profile_step.py --model rnnsearch-gru --precision bf16-mixed
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.throughput import DATA, autocast  # noqa: E402
+from models.loss import masked_nll  # noqa: E402
+from models.names import MODEL_NAMES  # noqa: E402
+from pipeline.config import load_params  # noqa: E402
+from pipeline.data.vocabulary import Vocabulary  # noqa: E402
+from pipeline.training.datamodule import PreparedDataModule  # noqa: E402
+from pipeline.training.tasks import task_class  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="rnnsearch-gru", choices=MODEL_NAMES)
+    parser.add_argument("--precision", choices=("32", "bf16-mixed"), default="bf16-mixed")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup-steps", type=int, default=3)
+    parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--sort", default="self_cpu_time_total", help="profiler column to sort by, e.g. count")
+    arguments = parser.parse_args()
+    if arguments.threads:
+        torch.set_num_threads(arguments.threads)
+    torch.set_flush_denormal(True)
+    params = load_params(REPO / "params.yaml")
+    sizes, train = params.model.model_dump(), {**params.train.model_dump(), "schedule": "none"}
+    datamodule = PreparedDataModule(DATA, train["batch_tokens"], train["seed"], batch_sentences=train["batch_sentences"],
+                                    target_only=arguments.model.startswith("lm-"))
+    batches = list(itertools.islice(datamodule.train_dataloader(), arguments.warmup_steps + arguments.steps))
+    vocab = {side: len(Vocabulary.load(DATA / f"vocab/{side}.json")) for side in ("src", "tgt")}
+    torch.manual_seed(train["seed"])
+    task = task_class(arguments.model)(arguments.model, vocab["src"], vocab["tgt"], sizes, train)
+    optimizer = task.configure_optimizers()
+    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+    task.train()
+    device = torch.device("cpu")
+
+    def step(batch) -> None:
+        with autocast(arguments.precision, device):
+            logits, targets = task.logits_and_targets(batch)
+            loss = masked_nll(logits, targets, label_smoothing=train["label_smoothing"])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(task.parameters(), train["gradient_clip"])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for batch in batches[:arguments.warmup_steps]:
+        step(batch)
+    measured = batches[arguments.warmup_steps:]
+    started = time.perf_counter()
+    for batch in measured:
+        step(batch)
+    seconds = time.perf_counter() - started
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        for batch in measured:
+            step(batch)
+    events = profiler.key_averages()
+    calls = sum(event.count for event in events if not event.key.startswith(("autograd::", "ProfilerStep")))
+    tokens = sum(int(b["tgt_lengths"].sum()) + len(b["tgt_lengths"]) for b in measured)
+    print(f"{arguments.model} {arguments.precision}: {seconds / len(measured) * 1e3:.0f} ms/step unprofiled, "
+          f"{tokens / seconds:,.0f} target tok/s; {calls / len(measured):,.0f} op calls/step "
+          f"(load average {os.getloadavg()[0]:.1f})")
+    print(events.table(sort_by=arguments.sort, row_limit=arguments.top, max_name_column_width=40))
+
+
+if __name__ == "__main__":
+    main()
