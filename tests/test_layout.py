@@ -30,7 +30,7 @@ def test_stages_and_commands_are_entry_points_nothing_imports():
     modules = project_modules()
     entry_points = [name for name in modules if re.match(r"pipeline\.(stages|commands)\.\w+$", name)]
     assert {name.rsplit(".", 1)[1] for name in entry_points} == {
-        "prepare", "tune", "train", "evaluate", "probe", "report", "ui", "submit"}
+        "prepare", "tune", "train", "evaluate", "probe", "report", "ui", "submit", "slurm", "results"}
     for name in entry_points:
         source = modules[name].read_text(encoding="utf-8")
         assert "def main()" in source and 'if __name__ == "__main__":' in source, name

@@ -8,7 +8,8 @@ cross-checks, never a second default.
     section.py   the base class (no defaults, unknown keys refused)
     data.py      prepare / synthetic: sources, split, cleaning, tokenization
     training.py  model / train
-    sweeps.py    tune / cluster / experiments, and which keys a sweep may set
+    sweeps.py    tune / experiments, and which keys a sweep may set
+    cluster.py   cluster: Ray, SLURM, where job results go
     params.py    the whole file, evaluate / mlflow, ``overlay``
     loading.py   YAML → Params with one-line errors, profiles
 """
@@ -17,12 +18,13 @@ from pipeline.config.data import (CleanConfig, FilesSource, PrepareConfig, Sonof
 from pipeline.config.loading import PARAMS_FILE, apply_profile, load_params, validate_params
 from pipeline.config.params import EvaluateConfig, MlflowConfig, Params, model_argument, overlay
 from pipeline.config.section import REPAIR_NAMES
-from pipeline.config.sweeps import ClusterConfig, Dimension, ExperimentsConfig, TuneConfig, TuneResources
+from pipeline.config.cluster import ClusterConfig, ResultsConfig, SlurmConfig
+from pipeline.config.sweeps import Dimension, ExperimentsConfig, TuneConfig, TuneResources
 from pipeline.config.training import EpochBudget, FamilyEpochs, ModelConfig, TrainConfig
 
 __all__ = [
     "CleanConfig", "ClusterConfig", "Dimension", "EpochBudget", "EvaluateConfig", "ExperimentsConfig", "FamilyEpochs",
-    "FilesSource", "MlflowConfig", "ModelConfig", "PARAMS_FILE", "Params", "PrepareConfig", "REPAIR_NAMES",
+    "FilesSource", "MlflowConfig", "ModelConfig", "PARAMS_FILE", "Params", "PrepareConfig", "REPAIR_NAMES", "ResultsConfig", "SlurmConfig",
     "SonofmanSource", "SplitConfig", "SyntheticSource", "TokenizeConfig", "TrainConfig", "TuneConfig", "TuneResources",
     "Wmt14Source", "apply_profile", "load_params", "model_argument", "overlay", "validate_params",
 ]

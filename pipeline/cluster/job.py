@@ -1,0 +1,104 @@
+"""What every cluster job needs from the submitting checkout, checked before anything is submitted.
+
+A job runs one git commit of this checkout (`dvc exp run` in a workspace of its own), then pushes the
+experiment: its git ref (dvc.lock, params, metrics, reports, figures: everything git tracks) to the git
+remote ``cluster.results.git_remote``, and its DVC-cached outputs (prepared data, checkpoints) to the
+DVC remote. `make results EXP=<name>` (pipeline/commands/results.py) pulls and applies it here.
+"""
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from pipeline.config import Params
+from pipeline.errors import UserError
+
+GIT_TIMEOUT_S = 60
+
+
+def run(command: list[str], cwd: Path, timeout: float = GIT_TIMEOUT_S) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise UserError(f"{command[0]} is not installed here (needed to submit a job)") from None
+    except subprocess.TimeoutExpired:
+        raise UserError(f"`{shlex.join(command)}` did not answer in {timeout:g} s: is the remote reachable?") from None
+
+
+def dvc_command() -> list[str]:
+    return [sys.executable, "-m", "dvc"]
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A commit of this checkout and where its job sends its results."""
+
+    checkout: Path
+    commit: str
+    git_url: str  # cluster.results.git_remote's URL
+    dvc_remote: str  # its name
+    dvc_url: str
+
+    def job_commands(self, experiment: str, stages: list[str]) -> list[str]:
+        """The job's shell lines after it is in its workspace: run, then send the results home."""
+        return [f"python -m dvc exp run --pull --name {experiment} {shlex.join(stages)}".rstrip(),
+                f"python -m dvc exp push --remote {shlex.quote(self.dvc_remote)} {shlex.quote(self.git_url)} {experiment}",
+                f'echo "results of {experiment} pushed; in your checkout: make results EXP={experiment}"']
+
+
+def first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def prepare_submission(checkout: Path, params: Params) -> Submission:
+    """The commit to run and the remotes to push to; a UserError naming what to fix otherwise."""
+    if run(["git", "rev-parse", "--git-dir"], checkout).returncode != 0:
+        raise UserError(f"{checkout}: not a git checkout; a cluster job runs a commit (git init, commit, then submit)")
+    commit = run(["git", "rev-parse", "HEAD"], checkout).stdout.strip()
+    if not commit:
+        raise UserError(f"{checkout}: no commit yet; commit the project, then submit")
+    changed = run(["git", "status", "--porcelain", "--untracked-files=no"], checkout).stdout.split("\n")
+    changed = [line[3:] for line in changed if line.strip()]
+    if changed:
+        shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
+        raise UserError(f"uncommitted changes to {shown}: commit them first (a job runs commit {commit[:8]}, "
+                        "and its results come back as an experiment on top of it)")
+    name = params.cluster.results.git_remote
+    got = run(["git", "remote", "get-url", name], checkout)
+    if got.returncode != 0:
+        raise UserError(f"params.yaml: cluster.results.git_remote {name!r} is not a git remote of this checkout; "
+                        f"add one the job can push to: git remote add {name} <url> (a bare repository on shared "
+                        "storage will do)")
+    git_url = got.stdout.strip()
+    if run(["git", "ls-remote", "--heads", git_url], checkout).returncode != 0:
+        raise UserError(f"git remote {name!r} ({git_url}) cannot be reached: "
+                        f"{first_line(run(['git', 'ls-remote', git_url], checkout).stderr)}; fix it with "
+                        f"git remote set-url {name} <url>")
+    dvc_remote, dvc_url = remote(checkout, params.cluster.results.dvc_remote)
+    return Submission(checkout, commit, git_url, dvc_remote, dvc_url)
+
+
+def remote(checkout: Path, name: Optional[str]) -> tuple[str, str]:
+    """The DVC remote a job pushes to (cluster.results.dvc_remote, else DVC's default) and its URL."""
+    if name is None:
+        name = run([*dvc_command(), "remote", "default"], checkout).stdout.strip()
+        if not name:
+            raise UserError("no DVC remote to send the job's outputs to: add one every node and this checkout "
+                            "reach, e.g. dvc remote add -d storage /shared/dvc-store (or set "
+                            "cluster.results.dvc_remote)")
+    listed = run([*dvc_command(), "remote", "list"], checkout).stdout.splitlines()
+    urls = dict(line.split(None, 1) for line in listed if len(line.split(None, 1)) == 2)
+    if name not in urls:
+        raise UserError(f"params.yaml: cluster.results.dvc_remote {name!r} is not a DVC remote here "
+                        f"(dvc remote list: {', '.join(urls) or 'none'}); add it with dvc remote add {name} <url>")
+    url = urls[name].strip().removesuffix("(default)").strip()
+    folder = Path(url) if Path(url).is_absolute() else checkout / ".dvc" / url  # DVC resolves it from .dvc/
+    if "://" not in url and not folder.is_dir():  # a path: shared storage that must exist
+        raise UserError(f"DVC remote {name!r} ({url}) cannot be reached: no such folder here; create it on the "
+                        f"shared storage or fix it with dvc remote modify {name} url <url>")
+    return name, url
