@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "scontrol", "squeue")
+BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "scontrol", "squeue", "scancel", "sinfo")
 COMMON_SBIN = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 
 
@@ -114,8 +114,43 @@ class SlurmCluster:
                 raise RuntimeError(f"{what} did not come up: {text}")
             time.sleep(0.3)
 
+    def command(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([which(args[0]), *args[1:]], env=self.environment(), capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0 or not check, result.stderr
+        return result
+
+    def job_state(self, job: str) -> str:
+        """PENDING, RUNNING, COMPLETED, FAILED, … (MinJobAge keeps finished jobs listed for 5 minutes)."""
+        shown = self.command("scontrol", "show", "job", job).stdout
+        return shown.split("JobState=", 1)[1].split()[0]
+
+    def wait(self, job: str, timeout: float) -> str:
+        """Waits for the job to end (a requeued one is released at once, see release); its final state."""
+        deadline = time.monotonic() + timeout
+        while (state := self.job_state(job)) in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED"):
+            if state == "PENDING":
+                self.release(job)
+            assert time.monotonic() < deadline, f"job {job} still {state} after {timeout:g} s"
+            time.sleep(1)
+        return state
+
+    def release(self, job: str) -> None:
+        """A requeued job is held back (its begin time set ~2 minutes ahead); SLURM's own way to let it
+        start now is to update that time."""
+        self.command("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
+
+    def cancel_all(self) -> None:
+        """No job outlives the test that started it: cancel every job, wait for its processes to end."""
+        self.command("scancel", "--user=root", check=False)
+        deadline = time.monotonic() + 30
+        while self.command("squeue", "-h", check=False).stdout.strip() and time.monotonic() < deadline:
+            time.sleep(0.5)
+
     def stop(self) -> None:
-        """slurmd first (it kills the jobs' processes), then the controller, then munged."""
+        """Jobs first, then slurmd, the controller and munged."""
+        if self.processes and all(p.poll() is None for p in self.processes):
+            self.cancel_all()
         for process in reversed(self.processes):
             if process.poll() is None:
                 process.terminate()
