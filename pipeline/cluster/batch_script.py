@@ -3,9 +3,9 @@
 The job works in a clone of the checkout at the submitted commit (one per commit, under
 ``cluster.slurm.workdir``), so the checkout stays free for work while it runs, a requeued job finds its
 checkpoints again, and a resubmission of the same commit continues where a killed one stopped.
-``dvc exp run --pull`` drives the stages (fetching from the DVC remote what an earlier job pushed),
+``dvc repro --pull`` drives the stages (fetching from the DVC remote what an earlier job pushed),
 training stages spread over the allocation with srun (pipeline/training/srun.py), and
-``dvc exp push`` sends the results to the remotes.
+``dvc exp save`` + ``dvc exp push`` send the results to the remotes (pipeline/cluster/job.py).
 """
 from __future__ import annotations
 

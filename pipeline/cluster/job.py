@@ -1,7 +1,7 @@
 """What every cluster job needs from the submitting checkout, checked before anything is submitted.
 
-A job runs one git commit of this checkout (`dvc exp run` in a workspace of its own), then pushes the
-experiment: its git ref (dvc.lock, params, metrics, reports, figures: everything git tracks) to the git
+A job runs one git commit of this checkout (`dvc repro` in a workspace of its own), saves what it
+made as a DVC experiment (`dvc exp save`) and pushes it: its git ref (dvc.lock, params, metrics, reports, figures: everything git tracks) to the git
 remote ``cluster.results.git_remote``, and its DVC-cached outputs (prepared data, checkpoints) to the
 DVC remote. `make results EXP=<name>` (pipeline/commands/results.py) pulls and applies it here.
 """
@@ -44,10 +44,29 @@ class Submission:
     dvc_url: str
 
     def job_commands(self, experiment: str, stages: list[str]) -> list[str]:
-        """The job's shell lines after it is in its workspace: run, then send the results home."""
-        return [f"python -m dvc exp run --pull --name {experiment} {shlex.join(stages)}".rstrip(),
+        """The job's shell lines once it is in its workspace: run, save as an experiment, send it home.
+        `dvc repro`, not `dvc exp run`: the latter first checks the workspace out as dvc.lock has it,
+        which would delete the checkpoints a requeued or killed training stage resumes from."""
+        return ["mkdir -p .dvc/tmp && { [ -f .dvc/tmp/untracked-before ] || "
+                "git ls-files --others --exclude-standard > .dvc/tmp/untracked-before; }",
+                f"python -m dvc repro --pull {shlex.join(stages)}".rstrip(),
+                "# Outputs git does not track yet (cache: false metrics, reports) belong to the experiment too.",
+                "untracked=(); while IFS= read -r path; do untracked+=(--include-untracked \"$path\"); done < "
+                "<(git ls-files --others --exclude-standard | grep -vxF -f .dvc/tmp/untracked-before)",
+                # The stages named (all when none): the others' outputs may be absent from the workspace.
+                f'python -m dvc exp save --name {experiment} "${{untracked[@]}}" {shlex.join(stages)}'.rstrip(),
                 f"python -m dvc exp push --remote {shlex.quote(self.dvc_remote)} {shlex.quote(self.git_url)} {experiment}",
                 f'echo "results of {experiment} pushed; in your checkout: make results EXP={experiment}"']
+
+
+def require_pushed(submission: Submission, params: Params) -> None:
+    """A Ray job fetches its commit from the git remote: it must be there."""
+    name = params.cluster.results.git_remote
+    run(["git", "fetch", "--quiet", name], submission.checkout)
+    holding = run(["git", "branch", "--remotes", "--contains", submission.commit], submission.checkout).stdout.split()
+    if not any(branch.startswith(f"{name}/") for branch in holding):
+        raise UserError(f"commit {submission.commit[:8]} is not on git remote {name!r}: git push {name} HEAD "
+                        "first (the job fetches it from there)")
 
 
 def first_line(text: str) -> str:
@@ -91,14 +110,13 @@ def remote(checkout: Path, name: Optional[str]) -> tuple[str, str]:
             raise UserError("no DVC remote to send the job's outputs to: add one every node and this checkout "
                             "reach, e.g. dvc remote add -d storage /shared/dvc-store (or set "
                             "cluster.results.dvc_remote)")
-    listed = run([*dvc_command(), "remote", "list"], checkout).stdout.splitlines()
-    urls = dict(line.split(None, 1) for line in listed if len(line.split(None, 1)) == 2)
-    if name not in urls:
+    got = run([*dvc_command(), "config", f"remote.{name}.url"], checkout)  # (`remote list` wraps long lines)
+    if got.returncode != 0 or not got.stdout.strip():
         raise UserError(f"params.yaml: cluster.results.dvc_remote {name!r} is not a DVC remote here "
-                        f"(dvc remote list: {', '.join(urls) or 'none'}); add it with dvc remote add {name} <url>")
-    url = urls[name].strip().removesuffix("(default)").strip()
+                        f"(dvc remote list); add it with dvc remote add {name} <url>")
+    url = got.stdout.strip()
     folder = Path(url) if Path(url).is_absolute() else checkout / ".dvc" / url  # DVC resolves it from .dvc/
     if "://" not in url and not folder.is_dir():  # a path: shared storage that must exist
         raise UserError(f"DVC remote {name!r} ({url}) cannot be reached: no such folder here; create it on the "
                         f"shared storage or fix it with dvc remote modify {name} url <url>")
-    return name, url
+    return name, url if "://" in url else str(folder.resolve())

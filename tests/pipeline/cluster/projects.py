@@ -2,10 +2,13 @@
 local folder as the DVC remote (both stand in for shared storage), and its own job workspaces."""
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,3 +75,42 @@ def make_project(root: Path, *overrides: dict, environment: dict | None = None, 
         # --local, as the issue found users do: .dvc/config.local, which git does not carry to the job.
         result.dvc("remote", "add", "--local", "-d", "storage", str(root / "dvc-store"))
     return result
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def runs_served_by_make_ui(checkout: Path, environment: dict, log: Path) -> dict[str, list[dict]]:
+    """Starts `make ui` (pipeline.commands.ui) in ``checkout`` and reads, through the server it starts,
+    the project experiment's runs by role (pipeline, model, sweep, trial)."""
+    port = free_port()
+    with log.open("w") as handle:
+        server = subprocess.Popen([sys.executable, "-m", "pipeline.commands.ui", "--port", str(port)], cwd=checkout,
+                                  env=dict(environment, PYTHONPATH=str(checkout)), stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.5)
+        api = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+        with urllib.request.urlopen(f"{api}/experiments/get-by-name?experiment_name=bottleneck", timeout=30) as answer:
+            experiment = json.load(answer)["experiment"]["experiment_id"]
+        request = urllib.request.Request(f"{api}/runs/search", method="POST", headers={"Content-Type": "application/json"},
+                                         data=json.dumps({"experiment_ids": [experiment], "max_results": 500}).encode())
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            runs = json.load(answer).get("runs", [])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    roles: dict[str, list[dict]] = {}
+    for run in runs:
+        tags = {tag["key"]: tag["value"] for tag in run["data"].get("tags", [])}
+        roles.setdefault(tags.get("bottleneck.role"), []).append(run)
+    return roles

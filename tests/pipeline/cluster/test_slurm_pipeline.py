@@ -1,18 +1,13 @@
-"""The tiny pipeline submitted to a real single-node SLURM (`make slurm`): one allocation, `dvc exp run`
+"""The tiny pipeline submitted to a real single-node SLURM (`make slurm`): one allocation, `dvc repro`
 in the job's workspace, training ranks started by srun (2 per node: DDP over gloo), results pushed to
 a bare git repository and a local DVC remote; `make results` brings them into the submitting
 checkout; `make ui` serves the job's MLflow runs; a resubmission reruns nothing."""
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
-from tests.pipeline.cluster.projects import make_project
+from tests.pipeline.cluster.projects import make_project, runs_served_by_make_ui
 from tests.pipeline.stages.test_full_pipeline import MODELS, SYNTHETIC_MODELS
 
 DDP = {"train": {"devices": 2, "precision": "32"}}
@@ -60,45 +55,12 @@ def test_make_results_brings_the_reports_and_dvc_lock_home(round_trip):
     assert json.loads(project.dvc("status", "--json").stdout) == {}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_make_ui_serves_the_jobs_mlflow_runs(round_trip, tmp_path):
     """The job logged to the store `make ui` serves (the checkout's, passed to the job): its runs are there."""
     project, _ = round_trip
-    port = free_port()
-    environment = dict(project.environment, PYTHONPATH=str(project.path))
-    with (tmp_path / "ui.log").open("w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "pipeline.commands.ui", "--port", str(port)],
-                                  cwd=project.path, env=environment, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "ui.log").read_text()
-                time.sleep(0.5)
-        api = f"http://127.0.0.1:{port}/api/2.0/mlflow"
-        with urllib.request.urlopen(f"{api}/experiments/get-by-name?experiment_name=bottleneck", timeout=30) as answer:
-            experiment = json.load(answer)["experiment"]["experiment_id"]
-        request = urllib.request.Request(f"{api}/runs/search", method="POST", headers={"Content-Type": "application/json"},
-                                         data=json.dumps({"experiment_ids": [experiment], "max_results": 200}).encode())
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            runs = json.load(answer)["runs"]
-        roles = {}
-        for run in runs:
-            tags = {tag["key"]: tag["value"] for tag in run["data"].get("tags", [])}
-            roles.setdefault(tags.get("bottleneck.role"), []).append(run)
-        assert len(roles["pipeline"]) == 1 and roles["pipeline"][0]["info"]["status"] == "FINISHED"
-        assert len(roles["model"]) == len(MODELS) + len(SYNTHETIC_MODELS)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    roles = runs_served_by_make_ui(project.path, project.environment, tmp_path / "ui.log")
+    assert len(roles["pipeline"]) == 1 and roles["pipeline"][0]["info"]["status"] == "FINISHED"
+    assert len(roles["model"]) == len(MODELS) + len(SYNTHETIC_MODELS)
 
 
 def test_a_resubmission_after_the_results_came_home_reruns_nothing(round_trip, slurm):
