@@ -105,8 +105,9 @@ def prepare_submission(checkout: Path, params: Params) -> Submission:
 def remote(checkout: Path, name: Optional[str]) -> tuple[str, str]:
     """The DVC remote a job pushes to (cluster.results.dvc_remote, else DVC's default) and its URL."""
     if name is None:
-        name = run([*dvc_command(), "remote", "default"], checkout).stdout.strip()
-        if not name:
+        got = run([*dvc_command(), "remote", "default"], checkout)
+        name = got.stdout.strip() if got.returncode == 0 else ""
+        if not name or " " in name:  # "No default remote set"
             raise UserError("no DVC remote to send the job's outputs to: add one every node and this checkout "
                             "reach, e.g. dvc remote add -d storage /shared/dvc-store (or set "
                             "cluster.results.dvc_remote)")

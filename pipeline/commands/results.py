@@ -37,7 +37,7 @@ def main() -> None:
     pulled = dvc("exp", "pull", "--force", "--remote", dvc_remote, git_remote, arguments.experiment)
     if pulled.returncode != 0:
         reason = first_line(pulled.stderr + pulled.stdout)
-        if "not find" in reason or "not exist" in reason or "No experiments" in reason or "Unknown" in reason:
+        if any(sign in reason for sign in ("not a valid experiment", "not find", "not exist", "No experiments")):
             raise UserError(f"experiment {arguments.experiment!r} is not on git remote {git_remote!r} yet: the job "
                             "pushes it when it ends (see its log; a failed job pushes nothing)")
         raise UserError(f"dvc exp pull {git_remote} {arguments.experiment}: {reason}")

@@ -56,7 +56,8 @@ def main() -> None:
     except subprocess.TimeoutExpired:
         raise UserError(f"sbatch did not answer in {SBATCH_TIMEOUT_S} s: is slurmctld up? (sinfo)") from None
     if submitted.returncode != 0:
-        raise UserError(f"sbatch refused the job: {first_line(submitted.stderr)} (params.yaml: cluster.slurm; "
+        reason = first_line(submitted.stderr).removeprefix("sbatch: error: ")
+        raise UserError(f"sbatch refused the job: {reason} (params.yaml: cluster.slurm; "
                         "`sinfo` lists partitions, --dry-run prints the script)")
     job = submitted.stdout.strip().split(";")[0]
     print(f"submitted SLURM job {job}: commit {submission.commit[:8]}, "

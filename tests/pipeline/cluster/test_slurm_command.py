@@ -77,7 +77,8 @@ def test_a_partition_slurm_does_not_have_is_one_line(clean_queue, tmp_path):
     project = make_project(tmp_path, {"cluster": {"slurm": {"partition": "no-such-partition"}}},
                            environment=clean_queue.environment())
     result = project.command("slurm")
-    assert_one_line_error(result, "sbatch refused the job", "invalid partition", "cluster.slurm")
+    assert_one_line_error(result, "sbatch refused the job: Batch job submission failed: Invalid partition",
+                          "cluster.slurm")
 
 
 def test_results_of_an_experiment_never_pushed(project):
