@@ -70,7 +70,8 @@ def require_pushed(submission: Submission, params: Params) -> None:
 
 
 def first_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    """The line of a tool's output that says what went wrong (its last, skipping help links)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip() and not line.strip().startswith("<http")]
     return lines[-1] if lines else "no message"
 
 

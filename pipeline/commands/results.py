@@ -41,10 +41,17 @@ def main() -> None:
             raise UserError(f"experiment {arguments.experiment!r} is not on git remote {git_remote!r} yet: the job "
                             "pushes it when it ends (see its log; a failed job pushes nothing)")
         raise UserError(f"dvc exp pull {git_remote} {arguments.experiment}: {reason}")
-    applied = dvc("exp", "apply", arguments.experiment)
-    if applied.returncode != 0:
-        raise UserError(f"dvc exp apply {arguments.experiment}: {first_line(applied.stderr + applied.stdout)} "
-                        "(commit or stash your changes first)")
+    # `dvc exp apply` through DVC's API, to let outputs the job neither made nor fetched (stages it did
+    # not run, absent from this checkout too) stay missing instead of failing the whole apply.
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(".") as repo:
+            repo.experiments.apply(arguments.experiment, allow_missing=True)
+    except DvcException as error:
+        raise UserError(f"dvc exp apply {arguments.experiment}: {first_line(str(error))} "
+                        "(commit or stash your changes first)") from None
     print(f"applied {arguments.experiment}: dvc.lock, metrics, reports and outputs are the job's "
           f"(git status shows them; commit to keep them)")
 

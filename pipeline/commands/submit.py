@@ -6,8 +6,8 @@
 
 The job runs the current commit, which must be on the git remote ``cluster.results.git_remote``:
 the project directory is uploaded as its working directory (Ray skips what `.gitignore` lists: the
-venv, prepared data, checkpoints and the DVC cache stay here), the job makes it a checkout of that
-commit, runs `dvc repro --pull` (outputs an earlier job pushed are fetched, not remade) and pushes
+venv, prepared data, checkpoints and the DVC cache stay here; Ray's workers import the code from it),
+the job clones that commit into a folder of its own, runs `dvc repro --pull` (outputs an earlier job pushed are fetched, not remade) and pushes
 the results as a DVC experiment, ``ray-<id>``, that `make results EXP=ray-<id>` brings here
 (pipeline/cluster/job.py). MLflow runs reach your server when ``MLFLOW_TRACKING_URI`` is set (the
 embedded sqlite store would stay on the cluster). The address is ``--address``, else ``cluster.address`` in params, else
@@ -39,13 +39,15 @@ PASSED_ENVIRONMENT = ("MLFLOW_TRACKING_URI", "DVC_NO_ANALYTICS", "RAY_USAGE_STAT
 
 
 def entrypoint(submission: Submission, experiment: str, stages: list[str]) -> str:
-    """The job's command: bash (Ray runs entrypoints with /bin/sh), in the uploaded working directory."""
+    """The job's command: bash (Ray runs entrypoints with /bin/sh)."""
     q = shlex.quote
     script = "\n".join([
         "set -euo pipefail",
-        # The upload has no .git (Ray leaves it out): make it a checkout of the submitted commit.
-        f"git init --quiet && git fetch --quiet {q(submission.git_url)} '+refs/heads/*:refs/remotes/home/*'",
-        f"git reset --quiet {submission.commit}",
+        # A clone of the commit of its own: the upload has no .git, and Ray extracts one upload once
+        # for every job of the same content, so jobs would share (and change) one folder.
+        f'WORK="${{TMPDIR:-/tmp}}/bottleneck-{experiment}"',
+        f'git clone --quiet --no-checkout {q(submission.git_url)} "$WORK" && cd "$WORK"',
+        f"git checkout --quiet --detach {submission.commit}",
         # .dvc/config.local stays here (.gitignore): name the remote again.
         f"python -m dvc remote add --local --force --default {q(submission.dvc_remote)} {q(submission.dvc_url)}",
         *submission.job_commands(experiment, stages)])

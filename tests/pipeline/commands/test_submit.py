@@ -1,7 +1,6 @@
-"""`pipeline.commands.submit` against a real Ray cluster on 127.0.0.1 that the test starts (`ray start
---head`, then a worker node with `ray start --address`), with Ray's token auth on (as on a real
-cluster), and stops at the end; a bare git repository and a local DVC remote stand in for the git
-server and shared storage."""
+"""`pipeline.commands.submit` against a real Ray head that the test starts with `ray start --head` on
+127.0.0.1, with Ray's token auth on (as on a real cluster), and stops at the end; a bare git
+repository and a local DVC remote stand in for the git server and shared storage."""
 import json
 import os
 import secrets
@@ -54,14 +53,9 @@ def cluster(tmp_path_factory):
     dashboard, head = free_port(), free_port()
     started = subprocess.run(
         [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(head),
-         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard), "--num-cpus", "1",
+         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard), "--num-cpus", "2",
          "--disable-usage-stats"], env=environment, capture_output=True, text=True, timeout=180)
     assert started.returncode == 0, started.stderr[-2000:]
-    # A worker node of its own (a second raylet), joining the head with the same token.
-    joined = subprocess.run([RAY, "start", "--address", f"127.0.0.1:{head}", "--node-ip-address", "127.0.0.1",
-                             "--num-cpus", "1", "--disable-usage-stats"], env=environment, capture_output=True,
-                            text=True, timeout=180)
-    assert joined.returncode == 0, joined.stderr[-2000:]
     try:
         yield project, f"http://127.0.0.1:{dashboard}", environment
     finally:
