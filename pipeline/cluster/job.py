@@ -1,9 +1,9 @@
 """What every cluster job needs from the submitting checkout, checked before anything is submitted.
 
 A job runs one git commit of this checkout (`dvc repro` in a workspace of its own), saves what it
-made as a DVC experiment (`dvc exp save`) and pushes it: its git ref (dvc.lock, params, metrics, reports, figures: everything git tracks) to the git
-remote ``cluster.results.git_remote``, and its DVC-cached outputs (prepared data, checkpoints) to the
-DVC remote. `make results EXP=<name>` (pipeline/commands/results.py) pulls and applies it here.
+made as a DVC experiment (`dvc exp save`) and pushes it: its git ref (dvc.lock, params, metrics,
+reports, figures: everything git tracks) to the git remote ``cluster.results.git_remote``, and its
+DVC-cached outputs (prepared data, checkpoints) to the DVC remote. `make results EXP=<name>` (pipeline/commands/results.py) pulls and applies it here.
 """
 from __future__ import annotations
 

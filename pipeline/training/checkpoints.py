@@ -14,8 +14,8 @@ from pipeline.errors import UserError
 from pipeline.training import srun
 
 # Settings that only say how long or where to train: changing them continues a run, not restarts it.
-CONTINUABLE = {"max_epochs", "epochs", "time_limit_minutes", "early_stopping_patience", "accelerator", "devices", "num_nodes",
-               "num_workers", "checkpoint_every_minutes", "dev_bleu_every", "dev_bleu_sentences",
+CONTINUABLE = {"max_epochs", "epochs", "time_limit_minutes", "early_stopping_patience", "accelerator", "devices",
+               "num_nodes", "num_workers", "checkpoint_every_minutes", "dev_bleu_every", "dev_bleu_sentences",
                "use_tuned"}  # use_tuned: the tuned values themselves are part of the fingerprint
 RESUME_FROM = "BOTTLENECK_RESUME_FROM"  # rank 0's choice of checkpoint, read by the other DDP ranks
 PROJECT = Path(__file__).resolve().parents[2]
