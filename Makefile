@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: repro ablations test ui submit clean-venv
+.PHONY: repro ablations test ui submit slurm results clean-venv
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,15 @@ clean-venv:
 ui: $(STAMP)
 	PATH="$(BIN):$$PATH" $(BIN)/python -m pipeline.commands.ui --host 127.0.0.1 --port 5000
 
-# `dvc repro` as a Ray job on the cluster at cluster.address / $RAY_ADDRESS (README: "Ray cluster").
+# The pipeline as a Ray job on the cluster at cluster.address / $RAY_ADDRESS (README: "Clusters").
 # ARGS is passed on, e.g. make submit ARGS="--stage tune@lm-gru --wait".
 submit: $(STAMP)
 	PATH="$(BIN):$$PATH" $(BIN)/python -m pipeline.commands.submit $(ARGS)
+
+# The pipeline as one SLURM job (params.yaml: cluster.slurm), e.g. make slurm ARGS="--dry-run".
+slurm: $(STAMP)
+	PATH="$(BIN):$$PATH" $(BIN)/python -m pipeline.commands.slurm $(ARGS)
+
+# A finished cluster job's results into this checkout: make results EXP=slurm-1234 (docs/clusters.md).
+results: $(STAMP)
+	PATH="$(BIN):$$PATH" $(BIN)/python -m pipeline.commands.results $(EXP)

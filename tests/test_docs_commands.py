@@ -82,7 +82,7 @@ def words_of(line: str) -> list[str]:
 
 def check_path(word: str) -> None:
     """A repository path a command names must exist (placeholders <…>, globs and absolute paths aside)."""
-    if "<" in word or "*" in word or "$" in word or word.startswith(("/", "~", "-", "http")):
+    if "<" in word or "*" in word or "$" in word or word.startswith(("/", "~", "-", "http", "[")):
         return
     candidate = word.split("=", 1)[-1]
     if re.fullmatch(r"[\w./-]+/[\w.-]+\.(py|yaml|md|sh|tsv|txt|json|csv)", candidate):
@@ -130,7 +130,7 @@ def check(document: str, line: str) -> None:
         if words[1] == "repro":
             for target in (w for w in words[2:] if not w.startswith("-")):
                 stage = target.split(":")[-1]
-                assert target.endswith("dvc.yaml") or "<" in stage or stage in dvc_stages(), \
+                assert target.endswith("dvc.yaml") or "<" in stage or stage.startswith("[") or stage in dvc_stages(), \
                     f"{document}: `{line}`: no DVC stage {target!r}"
 
 

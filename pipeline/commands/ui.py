@@ -3,9 +3,11 @@
     python -m pipeline.commands.ui [--host 127.0.0.1] [--port 5000]
 
 Prints the URL of the runs page on the saved view the report stage writes (the translation models
-of the newest pipeline, a line chart of BLEU against source length), then serves the project's
-``mlflow.db`` with ``mlflow server`` until stopped. Before any pipeline has run it prints the
-experiment's runs page.
+of the newest pipeline, a line chart of BLEU against source length), then serves the configured
+store (``mlflow.tracking_uri``, else ``$MLFLOW_TRACKING_URI``, else the project's ``mlflow.db``:
+where the stages and cluster jobs log) with ``mlflow server`` until stopped. When the store is
+already a tracking server (http://…), there is nothing to serve: it prints the URL on that server.
+Before any pipeline has run it prints the experiment's runs page.
 """
 from __future__ import annotations
 
@@ -29,14 +31,21 @@ def main() -> None:
     from pipeline.tracking.view import VIEW_TAG, comparison_url
     from pipeline.tracking.runs import Tracker
 
-    # The project's own store, whatever mlflow.tracking_uri / $MLFLOW_TRACKING_URI say: they may name
-    # the very server this starts.
-    store = params.mlflow.model_copy(update={"tracking_uri": f"sqlite:///{Path('mlflow.db').resolve()}"})
-    tracker = Tracker(store)
+    from pipeline.tracking.store import tracking_uri
+
+    mlflow_config = params.mlflow
+    own = {f"http://{host}:{arguments.port}" for host in (arguments.host, "127.0.0.1", "localhost")}
+    if tracking_uri(mlflow_config).rstrip("/") in own:  # the stages log to the server this starts: serve mlflow.db
+        mlflow_config = mlflow_config.model_copy(update={"tracking_uri": f"sqlite:///{Path('mlflow.db').resolve()}"})
+    tracker = Tracker(mlflow_config)  # the store the stages log to, checked (a dead server: one line)
     experiment = tracker.client.get_experiment(tracker.experiment_id)
-    url = comparison_url(f"http://{arguments.host}:{arguments.port}", tracker.experiment_id,
-                         VIEW_TAG in experiment.tags)
+    served = tracker.uri.startswith(("http://", "https://"))
+    base = tracker.uri.rstrip("/") if served else f"http://{arguments.host}:{arguments.port}"
+    url = comparison_url(base, tracker.experiment_id, VIEW_TAG in experiment.tags)
     print(f"BLEU by source length, the translation models side by side:\n  {url}", flush=True)
+    if served:
+        print(f"(the store is the MLflow server at {tracker.uri}: nothing to serve here)", flush=True)
+        return
     mlflow = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or "mlflow"
     # exec: Ctrl-C and the test's terminate() reach the server itself.
     os.execv(mlflow, [mlflow, "server", "--backend-store-uri", tracker.uri, "--host", arguments.host,

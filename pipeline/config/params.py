@@ -9,7 +9,8 @@ from models.names import parse_model_name
 from pipeline.config.ablations import AblationsConfig
 from pipeline.config.data import PrepareConfig
 from pipeline.config.section import Section
-from pipeline.config.sweeps import ClusterConfig, ExperimentsConfig, TuneConfig
+from pipeline.config.cluster import ClusterConfig
+from pipeline.config.sweeps import ExperimentsConfig, TuneConfig
 from pipeline.config.training import ModelConfig, TrainConfig
 from pipeline.errors import ConfigError
 

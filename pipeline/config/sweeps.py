@@ -1,4 +1,4 @@
-"""params.yaml's `tune`, `cluster` and `experiments` sections: which models run, and how they are swept."""
+"""params.yaml's `tune` and `experiments` sections: which models run, and how they are swept."""
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
@@ -119,15 +119,6 @@ class TuneConfig(Section):
         if self.metric == "dev_bleu" and any(name.startswith("lm-") for name in self.models):
             raise ValueError("metric dev_bleu needs translation models; language models have no BLEU")
         return self
-
-
-class ClusterConfig(Section):
-    """Where Ray runs: a local instance by default, or an existing cluster."""
-
-    address: Optional[str]  # null: $RAY_ADDRESS, else start a local Ray instance
-    # Trial checkpoints and results: a path every node sees (NFS) or an object store URI (s3://…).
-    # null: ray_results/ in the project, enough for a single machine.
-    storage_path: Optional[str]
 
 
 class ExperimentsConfig(Section):

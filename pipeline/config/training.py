@@ -62,7 +62,8 @@ class TrainConfig(Section):
     length_alpha: float = Field(ge=0.0)  # GNMT length normalisation in search
     # The Trainer (pipeline.stages.train): hardware, precision and when to stop.
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]
-    devices: int = Field(ge=1)  # > 1: DDP, one process per device
+    devices: int = Field(ge=1)  # per node; > 1: DDP, one process per device
+    num_nodes: int = Field(ge=1)  # > 1: multi-node DDP, ranks started by srun (docs/clusters.md)
     # auto: bf16-mixed where the GPU/CPU computes bf16 natively, else 32 (pipeline/training/precision.py)
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"]
     max_epochs: int = Field(ge=1)  # the budget of a model that `epochs` gives none

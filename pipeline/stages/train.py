@@ -11,7 +11,9 @@ interrupted, even by SIGKILL, resumes from its newest checkpoint when started ag
 model, data and optimisation settings. The budget is epochs (``train.epochs`` by corpus and family),
 so a run gives the same checkpoints on any machine; ``train.time_limit_minutes`` is only a safety
 limit, counted across resumes (Lightning's Timer state lives in the checkpoint), that fails the stage.
-Devices > 1 trains with DDP, one process per device.
+Devices > 1 trains with DDP, one process per device; inside a SLURM job (`make slurm`) the ranks are
+started by srun over ``train.num_nodes`` nodes and SIGUSR1 checkpoints and requeues the job
+(pipeline/training/srun.py, requeue.py).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from typing import Any, Optional
 from pipeline.config import Params, controlled_experiment, load_params, model_argument, overlay
 from pipeline.data.corpora import CORPORA
 from pipeline.errors import ConfigError, UserError, stage_entry_point
+from pipeline.training import srun
 
 
 def train(model: str, corpus: str, params: Params, variant: Optional[str] = None) -> dict[str, Any]:
@@ -37,15 +40,17 @@ def train(model: str, corpus: str, params: Params, variant: Optional[str] = None
     import torch
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
     from pytorch_lightning.loggers import MLFlowLogger
+    from pytorch_lightning.plugins.environments import SLURMEnvironment
 
     from models.names import parse_model_name
     from pipeline.training.build import build_task_and_data
     from pipeline.training.callbacks import EpochHistory, SafetyStop, StepTimer, TimedCheckpoint
-    from pipeline.training.checkpoints import (fingerprint, is_rank_zero, resume_checkpoint, shared_resume,
-                                               start_over)
+    from pipeline.training.checkpoints import (RESUME_FROM, fingerprint, is_rank_zero, resume_checkpoint,
+                                               shared_resume, start_over)
     from pipeline.training.dev_bleu import DevBleu
     from pipeline.training.cuda import apply_cuda_settings
     from pipeline.training.precision import device_type
+    from pipeline.training.requeue import RequeueOnSignal
     from pipeline.training.precision import resolve as resolve_precision
     from pipeline.tracking.runs import Tracker
     from pipeline.sweeps.tuned import describe, tuned_params
@@ -80,6 +85,10 @@ def train(model: str, corpus: str, params: Params, variant: Optional[str] = None
     rank_zero = is_rank_zero()
     key = fingerprint(model, params, data_dir)
     resume = shared_resume(lambda: resume_checkpoint(checkpoints, key))  # the same on every DDP rank
+    if srun.requested():  # in a SLURM batch step: the ranks are srun's, each runs this stage again
+        srun.launch(config, resume, RESUME_FROM)
+    if resume and rank_zero:
+        print(f"resuming from {resume}", flush=True)
 
     task, datamodule = build_task_and_data(model, data_dir, params)
     try:  # damaged prepared data stops here, before an MLflow run or checkpoint folder exists
@@ -99,6 +108,10 @@ def train(model: str, corpus: str, params: Params, variant: Optional[str] = None
     # tqdm rather than rich: its lines also show in logs that are not a terminal (CI, `ray job logs`).
     safety = SafetyStop(timer, checkpoints / "last.ckpt")
     callbacks = [timer, safety, history, best, last, TQDMProgressBar(refresh_rate=20)]
+    plugins = []
+    if srun.is_rank():  # SLURM's SIGUSR1 before the time limit: checkpoint and requeue at a batch boundary
+        callbacks.append(RequeueOnSignal(checkpoints / "last.ckpt"))
+        plugins.append(SLURMEnvironment(auto_requeue=False))  # ranks from srun; requeue is ours (requeue.py)
     if config.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor="dev_loss", mode="min", patience=config.early_stopping_patience))
     if family != "lm":
@@ -113,8 +126,8 @@ def train(model: str, corpus: str, params: Params, variant: Optional[str] = None
     logger = MLFlowLogger(experiment_name=params.mlflow.experiment, tracking_uri=tracker.uri if tracker else None,
                           run_id=run_id) if tracker else False
     trainer = pl.Trainer(
-        accelerator=config.accelerator, devices=config.devices,
-        strategy="ddp" if config.devices > 1 else "auto", precision=config.precision,
+        accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes, plugins=plugins,
+        strategy="ddp" if config.devices * config.num_nodes > 1 else "auto", precision=config.precision,
         max_epochs=epochs, max_steps=max_steps or -1, use_distributed_sampler=False, callbacks=callbacks, logger=logger,
         num_sanity_val_steps=0, log_every_n_steps=10, **validation_schedule(max_steps), **cuda_trainer_settings,
     )
@@ -185,6 +198,8 @@ def main() -> None:
     parser.add_argument("--corpus", choices=sorted(CORPORA), default="bible")
     parser.add_argument("--variant", help="an ablations.variants name: train its model on its corpus with its settings")
     arguments = parser.parse_args()
+    if srun.is_rank():
+        srun.listen()  # before the slow imports: SIGUSR1's default action would end the rank
     params = load_params()
     model, corpus = arguments.model, arguments.corpus
     if arguments.variant is not None:

@@ -33,7 +33,9 @@ def connect(params: Params) -> str:
         return address
     # The dashboard (loopback) serves the state API that Ray Train uses to free the placement groups
     # of trials ASHA stopped; without it their CPUs stay reserved and later trials never start.
-    ray.init(runtime_env={"env_vars": environment})
+    # Inside a SLURM job: the CPUs SLURM gave this node, not every CPU the machine has.
+    cpus = int(os.environ["SLURM_CPUS_ON_NODE"]) if "SLURM_CPUS_ON_NODE" in os.environ else None
+    ray.init(num_cpus=cpus, runtime_env={"env_vars": environment})
     return "local"
 
 

@@ -11,10 +11,11 @@ from typing import Callable, Optional
 
 from pipeline.config import Params
 from pipeline.errors import UserError
+from pipeline.training import srun
 
 # Settings that only say how long or where to train: changing them continues a run, not restarts it.
 CONTINUABLE = {"max_epochs", "epochs", "time_limit_minutes", "early_stopping_patience", "accelerator", "devices",
-               "num_workers", "checkpoint_every_minutes", "dev_bleu_every", "dev_bleu_sentences",
+               "num_nodes", "num_workers", "checkpoint_every_minutes", "dev_bleu_every", "dev_bleu_sentences",
                "use_tuned"}  # use_tuned: the tuned values themselves are part of the fingerprint
 RESUME_FROM = "BOTTLENECK_RESUME_FROM"  # rank 0's choice of checkpoint, read by the other DDP ranks
 PROJECT = Path(__file__).resolve().parents[2]
@@ -65,12 +66,14 @@ def is_rank_zero() -> bool:
 
 
 def shared_resume(decide: Callable[[], Optional[Path]]) -> Optional[Path]:
-    """The checkpoint every rank resumes from: rank 0 ``decide``s, and Lightning launches the other
-    DDP ranks from inside ``fit`` with rank 0's environment, so they read its choice (the stage is
-    started as one process, `python -m pipeline.stages.train`, not by torchrun). (Were only
-    rank 0 to resume, the others would restart at epoch 0 with fresh optimizer state and another
-    shuffle; were each to decide, a folder rank 0 had just cleared could answer differently.)"""
-    if is_rank_zero():
+    """The checkpoint every rank resumes from: one process ``decide``s and its children read the
+    choice from their environment. Under Lightning's launcher that is rank 0, which starts the other
+    DDP ranks from inside ``fit`` with its environment (the stage is one process, not torchrun);
+    under SLURM it is the stage's process in the batch step, which starts every rank, rank 0
+    included, with srun (pipeline/training/srun.py). (Were only rank 0 to resume, the others would
+    restart at epoch 0 with fresh optimizer state and another shuffle; were each to decide, a folder
+    rank 0 had just cleared could answer differently.)"""
+    if is_rank_zero() and not srun.is_rank():
         resume = decide()
         os.environ[RESUME_FROM] = str(resume or "")
         return resume

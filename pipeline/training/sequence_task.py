@@ -74,10 +74,19 @@ class SequenceTask(pl.LightningModule):
         if config["schedule"] == "none":
             return optimizer
         if config["schedule"] == "cosine":
-            # Over the whole budget (Lightning knows it: epochs × batches per epoch), per step.
-            total = max(int(self.trainer.estimated_stepping_batches), 1)
-            cosine = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lambda step: COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0))))
+            # Over the whole budget (Lightning knows it: epochs × batches per epoch), per step. Read at
+            # the first step, not here: estimated_stepping_batches builds the train loader, and one
+            # built before a checkpoint is restored never gets the loader's mid-epoch position.
+            budget: list[int] = []
+
+            def factor(step: int) -> float:
+                if step == 0:
+                    return 1.0
+                if not budget:
+                    budget.append(max(int(self.trainer.estimated_stepping_batches), 1))
+                return COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * min(step / budget[0], 1.0)))
+
+            cosine = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=1)
         return {"optimizer": optimizer,

@@ -52,6 +52,14 @@ def test_vocabulary_smaller_than_the_special_tokens():
     assert "prepare.tokenize.tgt_vocab_size: must be larger than the 4 special tokens" in message
 
 
+def test_slurm_time_limit_and_extra_options_are_checked():
+    message = error_for({"cluster": {"slurm": {"time_limit": "4 hours"}}})
+    assert "cluster.slurm.time_limit" in message and "not a SLURM time limit" in message
+    message = error_for({"cluster": {"slurm": {"extra_sbatch": ["#SBATCH --mem=4G"]}}})
+    assert "cluster.slurm.extra_sbatch" in message and "one sbatch option per item" in message
+    assert "train.num_nodes" in error_for({"train": {"num_nodes": 0}})
+
+
 def test_files_source_needs_paths():
     assert "needs files.tsv or files.src and files.tgt" in error_for({"prepare": {"source": "files"}})
 

@@ -1,0 +1,1 @@
+"""Cluster jobs (SLURM batch scripts, Ray jobs) and how their results come home through DVC experiments."""
