@@ -46,14 +46,16 @@ class Submission:
     def job_commands(self, experiment: str, stages: list[str]) -> list[str]:
         """The job's shell lines once it is in its workspace: run, save as an experiment, send it home.
         `dvc repro`, not `dvc exp run`: the latter first checks the workspace out as dvc.lock has it,
-        which would delete the checkpoints a requeued or killed training stage resumes from."""
+        which would delete the checkpoints a requeued or killed training stage resumes from. No stages
+        named means `make repro`'s pipeline (dvc.yaml): `make ablations`' stages are not the job's."""
+        stages = stages or ["dvc.yaml"]
         return ["mkdir -p .dvc/tmp && { [ -f .dvc/tmp/untracked-before ] || "
                 "git ls-files --others --exclude-standard > .dvc/tmp/untracked-before; }",
                 f"python -m dvc repro --pull {shlex.join(stages)}".rstrip(),
                 "# Outputs git does not track yet (cache: false metrics, reports) belong to the experiment too.",
                 "untracked=(); while IFS= read -r path; do untracked+=(--include-untracked \"$path\"); done < "
                 "<(git ls-files --others --exclude-standard | grep -vxF -f .dvc/tmp/untracked-before)",
-                # The stages named (all when none): the others' outputs may be absent from the workspace.
+                # The stages named (dvc.yaml's when none): the others' outputs may be absent from the workspace.
                 f'python -m dvc exp save --name {experiment} "${{untracked[@]}}" {shlex.join(stages)}'.rstrip(),
                 f"python -m dvc exp push --remote {shlex.quote(self.dvc_remote)} {shlex.quote(self.git_url)} {experiment}",
                 f'echo "results of {experiment} pushed; in your checkout: make results EXP={experiment}"']

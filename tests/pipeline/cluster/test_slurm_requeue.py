@@ -14,7 +14,9 @@ from tests.pipeline.cluster.projects import make_project
 STAGE = "train_synthetic@rnnenc-gru"
 LONGER = {"train": {"devices": 2, "precision": "32", "dev_bleu_every": 0, "max_epochs": 2,
                     "epochs": {"synthetic": {"rnnenc": 2, "rnnsearch": 1}}},
-          "synthetic": {"synthetic": {"pairs": 3000}}}
+          # Long enough that the signal, sent 3 s into the first epoch, lands mid-epoch (one epoch of 3,000
+          # pairs took ~4 s after the one-pass decoder: the signal then came after training).
+          "synthetic": {"synthetic": {"pairs": 12000}}}
 
 
 def workspace(root):
