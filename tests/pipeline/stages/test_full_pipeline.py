@@ -314,7 +314,7 @@ def test_make_ui_opens_the_bleu_by_length_comparison_in_chromium(repro, tmp_path
                 suffix = f" (bleu_by_length.{corpus})"
                 legend = {line.removesuffix(suffix) for line in card.inner_text().splitlines() if line.endswith(suffix)}
                 assert legend and legend <= expected, card.inner_text()  # translation models only: no LM, no parent
-                assert card.locator(".xtitle").inner_text() == "source_words"
+                assert card.locator(".xtitle").text_content() == "source_words"  # an SVG text node
                 drawn = set(card.evaluate("card => Array.from(card.querySelectorAll("
                                           "'.scatterlayer .trace path.js-line')).map(path => path.style.stroke)"))
                 for name, run in runs.items():  # each run of this corpus in its own colour
