@@ -66,7 +66,7 @@ def test_a_job_signalled_mid_epoch_requeues_and_ends_like_an_uninterrupted_one(c
     expected = curve(workspace(tmp_path / "straight"))
     first_epoch_steps = int(expected[0]["step"])
     assert 0 < step < int(expected[-1]["step"]) and step != first_epoch_steps  # mid-epoch
-    assert "restart 1" in log and f"resuming from" in log.split("restart 1", 1)[1]
+    assert "restart 1" in log and "resuming from" in log.split("restart 1", 1)[1]
     resumed = workspace(tmp_path / "interrupted")
     assert json.loads((resumed / "reports/train/synthetic/rnnenc-gru.json").read_text())["resumed"] is True
     # The dev losses, the learning rate and the final weights are an uninterrupted run's: the same
