@@ -18,9 +18,10 @@ repro: $(STAMP)
 	PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/dvc repro
 
 # The controlled experiment's controls (seeds, |c|, time lag, size, reordering): ablations/dvc.yaml,
-# reports/ablations/README.md. Reuses (or first reproduces) the headline pair of `make repro`.
+# reports/ablations/README.md. Reuses (or first reproduces) the headline pair of `make repro`; trains
+# one model per core side by side (ARGS="--jobs 1": plain `dvc repro ablations/dvc.yaml`).
 ablations: $(STAMP)
-	PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/dvc repro ablations/dvc.yaml
+	PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/python -m pipeline.commands.ablations $(ARGS)
 
 test: $(STAMP)
 	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest
