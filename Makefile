@@ -13,15 +13,16 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	@touch $(STAMP)
 
-# Stage commands call `python`/`dvc`: put the project's venv first on PATH.
+# Stage commands call `python`/`dvc`: put the project's venv first on PATH. `dvc repro` with the
+# trainings side by side, one per core (pipeline/commands/reproduce.py; ARGS="--jobs 1": plain dvc repro).
 repro: $(STAMP)
-	PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/dvc repro
+	PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/python -m pipeline.commands.reproduce dvc.yaml $(ARGS)
 
 # The controlled experiment's controls (seeds, |c|, time lag, size, reordering): ablations/dvc.yaml,
 # reports/ablations/README.md. Reuses (or first reproduces) the headline pair of `make repro`; trains
-# one model per core side by side (ARGS="--jobs 1": plain `dvc repro ablations/dvc.yaml`).
+# like `make repro` (ARGS="--jobs 1": plain `dvc repro ablations/dvc.yaml`).
 ablations: $(STAMP)
-	PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/python -m pipeline.commands.ablations $(ARGS)
+	PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/python -m pipeline.commands.reproduce ablations/dvc.yaml $(ARGS)
 
 test: $(STAMP)
 	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest

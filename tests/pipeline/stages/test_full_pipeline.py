@@ -1,6 +1,7 @@
-"""`dvc repro` of the whole pipeline in a copy of the project, with a tiny override (a few hundred
-pairs, one epoch, small sizes): every stage runs, every declared output exists, a second `dvc repro`
-runs nothing, and MLflow holds one parent run with a child per model carrying the test metrics."""
+"""`make repro` (pipeline/commands/reproduce.py: `dvc repro` with two trainings at a time) of the whole
+pipeline in a copy of the project, with a tiny override (a few hundred pairs, one epoch, small sizes):
+every stage runs, every declared output exists, a second `dvc repro` runs nothing, and MLflow holds
+one parent run with a child per model carrying the test metrics."""
 import csv
 import json
 import os
@@ -62,8 +63,21 @@ def repro(tmp_path_factory):
     deep_update(params, TINY)
     params["ablations"]["variants"] = TINY_VARIANTS
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    first = dvc(clone, "repro")
+    first = reproduce(clone, "dvc.yaml")
     return clone, first
+
+
+def reproduce(clone: Path, pipeline: str) -> str:
+    """`make repro` / `make ablations` with two trainings side by side: the command's output and the
+    trainings' own logs (one per stage), where their `dvc repro --single-item` says what it ran."""
+    environment = dict(os.environ, PYTHONPATH=str(clone),
+                       PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    run = subprocess.run([sys.executable, "-m", "pipeline.commands.reproduce", pipeline, "--jobs", "2"], cwd=clone,
+                         env=environment, capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "at a time with 1 thread(s) each" in run.stdout
+    logs = clone / "logs" / Path(pipeline).parent
+    return run.stdout + "".join(log.read_text() for log in sorted(logs.glob("*.log")))
 
 
 def test_every_stage_runs_and_writes_its_outputs(repro):
@@ -72,7 +86,7 @@ def test_every_stage_runs_and_writes_its_outputs(repro):
     stages += [f"train@{m}" for m in MODELS] + [f"train_synthetic@{m}" for m in SYNTHETIC_MODELS]
     stages += [f"tune@{m}" for m in MODELS]
     for stage in stages:
-        assert f"Running stage '{stage}'" in first.stdout, stage
+        assert f"Running stage '{stage}'" in first, stage
     for folder, models in (("reports", MODELS), ("reports/synthetic", SYNTHETIC_MODELS)):
         metrics = json.loads((clone / folder / "metrics.json").read_text())
         assert list(metrics) == models + ["claim"]  # the test of the claim after the models (pipeline/evaluation/claim.py)
@@ -124,22 +138,15 @@ def test_make_ablations_trains_the_variants_and_reports_them_beside_the_headline
     at a time, each its own `dvc repro --single-item`), the comparison and its report; the default
     pipeline is reused, not rerun."""
     clone, _ = repro
-    environment = dict(os.environ, PYTHONPATH=str(clone),
-                       PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    run = subprocess.run([sys.executable, "-m", "pipeline.commands.ablations", "--jobs", "2"], cwd=clone,
-                         env=environment, capture_output=True, text=True, timeout=1800)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "2 at a time with 1 thread(s) each" in run.stdout
-    for stage in ("prepare_reordered", "evaluate_ablations", "report_ablations"):
-        assert f"Running stage 'ablations/dvc.yaml:{stage}'" in run.stdout, stage
+    run = reproduce(clone, "ablations/dvc.yaml")
+    for stage in ("prepare_reordered", "evaluate_ablations", "report_ablations",
+                  *[f"train_ablation@{name}" for name in TINY_VARIANTS]):
+        assert f"Running stage 'ablations/dvc.yaml:{stage}'" in run, stage
     for name in TINY_VARIANTS:
-        assert f"ablations/dvc.yaml:train_ablation@{name}: done" in run.stdout, name
-        log = (clone / f"logs/ablations/train_ablation-{name}.log").read_text()
-        assert f"Running stage 'ablations/dvc.yaml:train_ablation@{name}'" in log, name
+        assert f"ablations/dvc.yaml:train_ablation@{name}: done" in run, name
     for model in SYNTHETIC_MODELS:  # the headline pair is up to date: checked, not retrained
-        assert f"dvc.yaml:train_synthetic@{model}: done" in run.stdout
-        assert "Running stage" not in (clone / f"logs/ablations/train_synthetic-{model}.log").read_text()
-    assert "Running stage 'prepare'" not in run.stdout and "Running stage 'ablations/dvc.yaml:train_ablation" not in run.stdout
+        assert f"train_synthetic@{model}: done" in run and f"Running stage 'train_synthetic@{model}'" not in run
+    assert "Running stage 'prepare'" not in run
     metrics = json.loads((clone / "reports/ablations/metrics.json").read_text())
     assert set(metrics["models"]) == {"rnnenc-gru", "rnnsearch-gru", *TINY_VARIANTS}
     assert metrics["seeds"]["seeds"] == 2 and list(metrics["seeds"]["per_seed"]) == ["1234", "2"]
