@@ -13,6 +13,7 @@ from pipeline.reporting.sections import interval, number, read_json, table
 from pipeline.sweeps.tuned import describe
 
 FOLDER = Path("reports/ablations")
+LEARNED = 0.5  # a control below half the headline's BLEU at 10-19 words did not learn the task
 
 
 def words(length: Optional[float]) -> str:
@@ -86,10 +87,18 @@ def controls_section(metrics: dict, variants: dict[str, Any]) -> str:
     if not falls(headline_claim(metrics)):
         findings.append(f"- The headline `{HEADLINE[0]}` itself does not lose precision with confidence here, so "
                         "these controls cannot separate one cause from another.")
+    headline_short = metrics["models"][HEADLINE[0]]["bleu_10_19"]
     for name, claim in controls.items():
         verdict = falls(claim)
         what = changes[name]
-        if verdict is None:
+        short = metrics["models"][name]["bleu_10_19"]
+        if short is not None and headline_short and short < LEARNED * headline_short:
+            # A control that fails short sentences too measures its own failure, not the fixed length's.
+            findings.append(f"- `{name}` ({what}): did **not** learn the task at this budget (BLEU {SHORT} "
+                            f"{number(short)} against the headline's {number(headline_short)}), so its r "
+                            f"({interval(claim, 'r_enc')}) is **inconclusive**: it needs its own learning rate "
+                            "or more epochs before it can separate this cause.")
+        elif verdict is None:
             findings.append(f"- `{name}` ({what}): not tested ({claim['verdict']}).")
         elif verdict:
             findings.append(f"- `{name}` ({what}): its precision still falls (r {interval(claim, 'r_enc')}, below "

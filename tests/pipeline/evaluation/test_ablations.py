@@ -121,3 +121,11 @@ def render(metrics: dict, tmp_path, monkeypatch) -> str:
     monkeypatch.chdir(tmp_path)
     params = SimpleNamespace(ablations=SimpleNamespace(variants=VARIANTS, reordered_order="swap_halves"))
     return render_report(params)
+
+
+def test_a_control_that_did_not_learn_the_task_is_inconclusive(tmp_path, monkeypatch):
+    metrics = run_analysis(reversed_falls=True, capacity_grows=True, attention_holds_reordered=True)
+    metrics["models"]["rnnenc-gru-reversed"]["bleu_10_19"] = 10.0  # the headline's is 60
+    text = render(metrics, tmp_path, monkeypatch)
+    assert "did **not** learn the task at this budget" in text and "**inconclusive**" in text
+    assert "does not come from what this control removes" not in text
