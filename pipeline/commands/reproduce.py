@@ -84,8 +84,12 @@ def default_jobs(trainings: int) -> int:
     return max(1, min(os.cpu_count() or 1, trainings))
 
 
+def log_folder(pipeline: str) -> Path:
+    return LOGS / Path(pipeline).parent  # logs/ for dvc.yaml, logs/ablations/ for ablations/dvc.yaml
+
+
 def log_path(pipeline: str, stage: str) -> Path:
-    return LOGS / Path(pipeline).parent / (stage.split(":")[-1].replace("@", "-") + ".log")
+    return log_folder(pipeline) / (stage.split(":")[-1].replace("@", "-") + ".log")
 
 
 def train(pipeline: str, stage: str, threads: int) -> tuple[str, int, float]:
@@ -111,10 +115,10 @@ def open_pipeline_run() -> None:
 
 
 def train_side_by_side(pipeline: str, trainings: list[str], jobs: int) -> None:
-    (LOGS / Path(pipeline).parent).mkdir(parents=True, exist_ok=True)
+    log_folder(pipeline).mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     print(f"training {len(trainings)} models, {jobs} at a time with {threads} thread(s) each "
-          f"(progress of each: {log_path(pipeline, 'STAGE').parent}/<stage>.log)", flush=True)
+          f"(progress of each: {log_folder(pipeline)}/<stage>.log)", flush=True)
     failed = []
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -129,7 +133,7 @@ def train_side_by_side(pipeline: str, trainings: list[str], jobs: int) -> None:
                 print(last_lines(log_path(pipeline, stage)), flush=True)
     if failed:
         raise UserError(f"{len(failed)} training(s) failed: {', '.join(failed)} (their logs: "
-                        f"{log_path(pipeline, 'STAGE').parent}/); the others are recorded in the lock files")
+                        f"{log_folder(pipeline)}/); the others are recorded in the lock files")
 
 
 @stage_entry_point
