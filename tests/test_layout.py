@@ -32,7 +32,7 @@ def test_stages_and_commands_are_entry_points_nothing_imports():
     entry_points = [name for name in modules if re.match(r"pipeline\.(stages|commands)\.\w+$", name)]
     assert {name.rsplit(".", 1)[1] for name in entry_points} == {
         "prepare", "tune", "train", "evaluate", "probe", "report", "evaluate_ablations", "report_ablations", "ui",
-        "submit", "slurm", "results"}
+        "submit", "slurm", "results", "reproduce"}
     for name in entry_points:
         source = modules[name].read_text(encoding="utf-8")
         assert "def main()" in source and 'if __name__ == "__main__":' in source, name

@@ -35,7 +35,9 @@ def connect(params: Params) -> str:
     # of trials ASHA stopped; without it their CPUs stay reserved and later trials never start.
     # Inside a SLURM job: the CPUs SLURM gave this node, not every CPU the machine has.
     cpus = int(os.environ["SLURM_CPUS_ON_NODE"]) if "SLURM_CPUS_ON_NODE" in os.environ else None
-    ray.init(num_cpus=cpus, runtime_env={"env_vars": environment})
+    # "local": a new instance of our own. Without it ray.init joins the last `ray start` cluster on
+    # this machine (/tmp/ray/ray_current_cluster), even a stale one, and then refuses num_cpus.
+    ray.init(address="local", num_cpus=cpus, runtime_env={"env_vars": environment})
     return "local"
 
 

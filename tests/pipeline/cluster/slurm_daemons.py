@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.pipeline.helpers import free_port
+
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "scontrol", "squeue", "scancel", "sinfo")
 COMMON_SBIN = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 
@@ -38,11 +40,6 @@ def missing() -> str | None:
         return "no user 'munge' (the munge package creates it)"
     return None
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class SlurmCluster:

@@ -4,7 +4,6 @@ repository and a local DVC remote stand in for the git server and shared storage
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,12 @@ import pytest
 import yaml
 
 from tests.pipeline.helpers import assert_one_line_error, copy_project, sentence_pairs, write_parallel
-from tests.pipeline.helpers import deep_update, dvc
+from tests.pipeline.helpers import deep_update, dvc, free_port
 from tests.pipeline.cluster.projects import runs_served_by_make_ui
 from tests.pipeline.stages.test_full_pipeline import TINY
 
 RAY = str(Path(sys.executable).parent / "ray")
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import yaml
 from pipeline.data.length_buckets import BUCKET_LABELS
 from tests.pipeline.helpers import copy_project, dvc, run_stage, sentence_pairs, write_parallel
 from tests.pipeline.training.tiny_corpus import write_tiny_corpus
-from tests.pipeline.helpers import deep_update
+from tests.pipeline.helpers import deep_update, free_port
 
 MODELS = ["lm-gru", "rnnenc-gru", "rnnsearch-gru"]
 SYNTHETIC_MODELS = ["rnnenc-gru", "rnnsearch-gru"]
@@ -268,11 +267,6 @@ def test_ctrl_c_during_training_marks_its_runs_killed(tmp_path_factory):
     assert sorted((r.data.tags["bottleneck.role"], r.info.status) for r in runs) == [
         ("model", "KILLED"), ("pipeline", "KILLED")]
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_make_ui_opens_the_bleu_by_length_comparison_in_chromium(repro, tmp_path):

@@ -4,14 +4,17 @@ and bad tune params stopped before any trial."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.pipeline.helpers import REPO, assert_one_line_error, run_stage
+from tests.pipeline.helpers import REPO, assert_one_line_error, free_port, run_stage
 from tests.pipeline.training.fitting import TINY_MODEL
 from tests.pipeline.training.tiny_corpus import write_tiny_corpus
 from tests.pipeline.helpers import TINY_RUN, write_project_params
@@ -212,3 +215,22 @@ def test_more_gpus_per_trial_than_the_cluster_has(project):
                      "but the Ray cluster has 0"]
     assert "Traceback" not in result.stderr and "Trial status" not in result.stdout
     assert not (project / "reports/tune/lm-gru.json").exists()
+
+
+def test_a_stale_ray_start_address_on_the_machine_is_not_joined(project):
+    """Without cluster.address or $RAY_ADDRESS the sweep starts its own Ray, even where an earlier
+    `ray start` left its address in $RAY_TMPDIR/ray/ray_current_cluster (a node that is gone)."""
+    tiny_project(project, resources_per_trial={"workers": 1, "gpus_per_worker": 1})
+    ray_temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths live in it
+    try:
+        (ray_temp / "ray").mkdir()
+        (ray_temp / "ray/ray_current_cluster").write_text(f"127.0.0.1:{free_port()}")
+        result = run_tune(project, RAY_TMPDIR=str(ray_temp))
+    finally:
+        shutil.rmtree(ray_temp, ignore_errors=True)
+    # The cluster it started is this machine's: no GPU, so the check before any trial stops it. (Ray
+    # logs its start here: a fresh temp dir makes it generate, and announce, an auth token.)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "Started a local Ray instance" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: params.yaml: tune.resources_per_trial: "
+                                                            "a trial needs 1 GPUs")

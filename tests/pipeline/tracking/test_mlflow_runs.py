@@ -1,7 +1,6 @@
 """MLflow holds one parent run per pipeline execution and a child run per model, read back through
 MlflowClient and through a real `mlflow server` on 127.0.0.1 over its REST API."""
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.helpers import run_stage
+from tests.pipeline.helpers import free_port, run_stage
 from tests.pipeline.training.fitting import TINY_MODEL
 from tests.pipeline.training.tiny_corpus import write_tiny_corpus
 from tests.pipeline.helpers import TINY_RUN, write_project_params
@@ -33,11 +32,6 @@ def tracked_project(tmp_path_factory):
         assert result.returncode == 0, result.stderr[-2000:]
     return project
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_parent_and_child_runs_through_the_client(tracked_project):
