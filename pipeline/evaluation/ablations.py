@@ -94,9 +94,10 @@ def summary(scored: Scored) -> dict:
 
 def analyse(variants: Mapping[str, Variant], synthetic: Mapping[str, Scored], reordered: Mapping[str, Scored],
             buckets: np.ndarray, reordered_buckets: Optional[np.ndarray], headline_seed: int, headline_size: int,
-            samples: int, seed: int) -> dict:
+            samples: int, seed: int, in_source_order: Mapping[str, Scored] = {}) -> dict:
     """metrics.json of the ablations. ``synthetic``/``reordered``: model or variant name → Scored on
-    each test set (the headline pair under its model names); ``headline_size``: the headline |c|."""
+    each test set (the headline pair under its model names); ``headline_size``: the headline |c|;
+    ``in_source_order``: the controlled task's runs scored against the source-order translation."""
     enc, search = HEADLINE
     out: dict = {"models": {name: summary(s) for name, s in {**synthetic, **reordered}.items()}}
     seeds = {enc: seed_variants(variants, enc), search: seed_variants(variants, search)}
@@ -113,6 +114,8 @@ def analyse(variants: Mapping[str, Variant], synthetic: Mapping[str, Scored], re
     out["capacity_grows"] = grows([entry["half_bleu_length"] for entry in out["capacity"].values()])
     out["controls"] = {name: _against_search(name, synthetic, buckets, samples, seed)
                        for name in control_variants(variants)}
+    out["source_order"] = {name: source_order_entry(name, in_source_order, synthetic, buckets, samples, seed)
+                           for name in [enc, *control_variants(variants)] if name in in_source_order}
     pair = reordered_pair(variants)
     out["reordered"] = None if pair is None or reordered_buckets is None else pair_claim(
         "gru", reordered[pair[0]].statistics, reordered[pair[1]].statistics, reordered_buckets, samples, seed,
@@ -125,6 +128,17 @@ def _against_search(name: str, synthetic: Mapping[str, Scored], buckets: np.ndar
     """The claim's test of one RNNenc run against the headline RNNsearch (its own name in the verdict)."""
     return pair_claim("gru", synthetic[name].statistics, synthetic[HEADLINE[1]].statistics, buckets, samples, seed,
                       names=(name, HEADLINE[1])).metrics()
+
+
+def source_order_entry(name: str, in_source_order: Mapping[str, Scored], synthetic: Mapping[str, Scored],
+                       buckets: np.ndarray, samples: int, seed: int) -> dict:
+    """One RNNenc run against the source-order translation: its BLEU at 10–19 and 40–49 and whether the
+    order it learned is lost with length (r and what falls, from the claim's own test)."""
+    claim = pair_claim("gru", in_source_order[name].statistics, synthetic[HEADLINE[1]].statistics, buckets, samples,
+                       seed, names=(name, HEADLINE[1])).metrics()
+    entry = {key: value for key, value in summary(in_source_order[name]).items() if key != "parameters"}
+    entry.update({key: claim[key] for key in ("r_enc", "r_enc_low", "r_enc_high", "lost")})
+    return entry
 
 
 def grows(lengths: Sequence[Optional[float]]) -> Optional[bool]:

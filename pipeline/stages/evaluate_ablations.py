@@ -17,6 +17,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -27,6 +28,7 @@ from pipeline.evaluation import ablations, figures
 from pipeline.evaluation.bleu_by_length import CSV_COLUMNS, ModelScores, score_model
 from pipeline.evaluation.checkpoints import load_task
 from pipeline.evaluation.decoding import BEAM, GREEDY, decode
+from pipeline.evaluation.source_order import source_order_references
 from pipeline.evaluation.test_set import TestSet, load_test_set
 from pipeline.training.precision import resolve as resolve_precision
 
@@ -51,9 +53,12 @@ def command(name: str) -> str:
     return f"python -m pipeline.stages.train --variant {name}"
 
 
-def score_runs(params: Params, task_runs: dict[str, tuple[str, Path]],
-               corpus: str) -> tuple[dict[str, ModelScores], dict[str, ablations.Scored], TestSet]:
-    """Decode and score every run on one task's test split: name → ModelScores, name → Scored, the test set."""
+def score_runs(params: Params, task_runs: dict[str, tuple[str, Path]], corpus: str,
+               source_order: Optional[str] = None) -> tuple[dict[str, ModelScores], dict[str, ablations.Scored],
+                                                             TestSet, dict[str, ablations.Scored]]:
+    """Decode and score every run on one task's test split: name → ModelScores, name → Scored, the test
+    set, and with ``source_order`` (the task's target order) name → Scored against the references put
+    back into the source's word order (pipeline/evaluation/source_order.py)."""
     CORPORA[corpus].require_prepared()
     test = load_test_set(CORPORA[corpus])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -61,16 +66,22 @@ def score_runs(params: Params, task_runs: dict[str, tuple[str, Path]],
     config, beam = params.evaluate, params.ablations.beam_size
     scores: dict[str, ModelScores] = {}
     scored: dict[str, ablations.Scored] = {}
+    in_source_order: dict[str, ablations.Scored] = {}
+    source_references = None if source_order is None else source_order_references(test.references[0], source_order)
     for name, (model, path) in task_runs.items():
         task = load_task(model, path, test, device)
         with precision.autocast(device.type):
             hypotheses, _ = decode(task, test, config, name, set(), beam)
         scores[name] = score_model(hypotheses, test.references, test.buckets, test.no_unk, test.lowercase,
                                    config.bootstrap_samples, config.seed)
-        scored[name] = ablations.Scored(scores[name].buckets, scores[name].statistics,
-                                        sum(p.numel() for p in task.parameters()))
+        parameters = sum(p.numel() for p in task.parameters())
+        scored[name] = ablations.Scored(scores[name].buckets, scores[name].statistics, parameters)
+        if source_references is not None:
+            against_source = score_model(hypotheses, [source_references], test.buckets, test.no_unk, test.lowercase,
+                                         config.bootstrap_samples, config.seed)
+            in_source_order[name] = ablations.Scored(against_source.buckets, against_source.statistics, parameters)
         del task
-    return scores, scored, test
+    return scores, scored, test, in_source_order
 
 
 def evaluate_ablations(params: Params) -> dict:
@@ -84,15 +95,18 @@ def evaluate_ablations(params: Params) -> dict:
     REPORTS.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".evaluate-", dir=REPORTS))
     try:
-        scores, scored, tests = {}, {}, {}
+        scores, scored, tests, in_source_order = {}, {}, {}, {}
         for corpus, task_runs in by_task.items():
-            scores[corpus], scored[corpus], tests[corpus] = score_runs(params, task_runs, corpus)
+            generated = params.synthetic.synthetic  # the controlled task's generator (None: read from files)
+            order = generated.order if corpus == "synthetic" and generated is not None else None
+            scores[corpus], scored[corpus], tests[corpus], in_source_order[corpus] = score_runs(
+                params, task_runs, corpus, order)
         headline = controlled_experiment(params)  # the headline pair's own seed and |c|
         metrics = ablations.analyse(
             params.ablations.variants, scored["synthetic"], scored.get("reordered", {}), tests["synthetic"].buckets,
             tests["reordered"].buckets if "reordered" in tests else None, headline.train.seed,
             headline.model.context_size or headline.model.hidden_size, params.evaluate.bootstrap_samples,
-            params.evaluate.seed)
+            params.evaluate.seed, in_source_order["synthetic"])
         metrics["decoder"] = decoder_name(params)
         (work / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         rows = csv_rows(scores, decoder_name(params))

@@ -62,7 +62,8 @@ def scored(stats: np.ndarray, bleu: dict[str, float], parameters: int = 1000) ->
     return ablations.Scored(buckets_of(bleu), stats, parameters)
 
 
-def run_analysis(reversed_falls: bool, capacity_grows: bool, attention_holds_reordered: bool):
+def run_analysis(reversed_falls: bool, capacity_grows: bool, attention_holds_reordered: bool,
+                 in_source_order: dict | None = None):
     words = (ablations_spec := (spec(0.6, 15), spec(0.3, 45), *HOLDS))
     enc, search, buckets = experiment(*words)
     flat_enc, _, _ = experiment(spec(0.6, 15), spec(0.6, 45), *HOLDS, seed=5)
@@ -78,7 +79,8 @@ def run_analysis(reversed_falls: bool, capacity_grows: bool, attention_holds_reo
                  "rnnenc-gru-c8": scored(enc, at(halves[8])), "rnnenc-gru-c64": scored(enc, at(halves[64])),
                  "rnnenc-gru-reversed": scored(enc if reversed_falls else flat_enc, at(35.0))}
     reordered = {"rnnenc-gru-reordered": scored(r_enc, at(25.0)), "rnnsearch-gru-reordered": scored(r_search, {})}
-    return ablations.analyse(VARIANTS, synthetic, reordered, buckets, buckets, 1234, 256, SAMPLES, SEED)
+    return ablations.analyse(VARIANTS, synthetic, reordered, buckets, buckets, 1234, 256, SAMPLES, SEED,
+                             in_source_order or {})
 
 
 def test_analysis_and_report_for_the_claim(tmp_path, monkeypatch):
@@ -129,3 +131,26 @@ def test_a_control_that_did_not_learn_the_task_is_inconclusive(tmp_path, monkeyp
     text = render(metrics, tmp_path, monkeypatch)
     assert "did **not** learn the task at this budget" in text and "**inconclusive**" in text
     assert "does not come from what this control removes" not in text
+
+
+@pytest.mark.parametrize("source_order_falls", [True, False])
+def test_a_control_that_learned_the_source_order_is_judged_on_that_order(tmp_path, monkeypatch, source_order_falls):
+    """A lag control that translates in the source's word order (not the task's swaps) fails the task's
+    reference at every length; against the source-order translation it is judged like the headline."""
+    enc, _, _ = experiment(spec(0.6, 15), spec(0.3, 45), *HOLDS)
+    flat, _, _ = experiment(spec(0.6, 15), spec(0.6, 45), *HOLDS, seed=5)
+    in_source_order = {"rnnenc-gru": scored(enc, {"10-19": 9.0, "40-49": 5.0}),  # the headline learned the swaps
+                       "rnnenc-gru-reversed": scored(enc if source_order_falls else flat, {"10-19": 55.0, "40-49": 9.0})}
+    metrics = run_analysis(reversed_falls=True, capacity_grows=True, attention_holds_reordered=True,
+                           in_source_order=in_source_order)
+    assert list(metrics["source_order"]) == ["rnnenc-gru", "rnnenc-gru-reversed"]
+    entry = metrics["source_order"]["rnnenc-gru-reversed"]
+    assert entry["bleu_10_19"] == 55.0 and ablations.falls(entry) is source_order_falls
+    metrics["models"]["rnnenc-gru-reversed"]["bleu_10_19"] = 10.0  # the headline's is 60: the task not learned
+    text = render(metrics, tmp_path, monkeypatch)
+    assert "translates in the **source's** word order instead" in text and "**inconclusive**" not in text
+    assert "Against the source-order translation" in text and "| `rnnenc-gru-reversed` | 55.0 | 9.0 |" in text
+    if source_order_falls:
+        assert "the fall persists without what this control removes" in text
+    else:
+        assert "keeps that order with length" in text and "does **not** rule out" in text
