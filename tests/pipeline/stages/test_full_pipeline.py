@@ -252,16 +252,27 @@ def test_ctrl_c_during_training_marks_its_runs_killed(tmp_path_factory):
     params = yaml.safe_load((clone / "params.yaml").read_text())
     deep_update(params, {"model": TINY["model"], "train": {**TINY["train"], "epochs": {"bible": {"lm": 500}}}})
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    process = subprocess.Popen([sys.executable, "-m", "pipeline.stages.train", "lm-gru"], cwd=clone,
-                               env=dict(os.environ, PYTHONPATH=str(clone)), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    # stderr to a file, not a pipe nobody reads while it trains: the progress bar would fill the pipe and
+    # block the process in a write, so it could never act on the Ctrl-C.
+    log = clone / "train.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "pipeline.stages.train", "lm-gru"], cwd=clone,
+                                   env=dict(os.environ, PYTHONPATH=str(clone), PYTHONFAULTHANDLER="1"),
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
     stamp, deadline = clone / "checkpoints/bible/lm-gru/fingerprint", time.monotonic() + 120
     while not stamp.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(3)  # inside trainer.fit
-    assert process.poll() is None, process.stderr.read()[-2000:]
+    assert process.poll() is None, log.read_text()[-2000:]
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=120) != 0
+    try:
+        returncode = process.wait(timeout=120)
+    except subprocess.TimeoutExpired:  # a hang (seen once in a full run): every thread's stack into the log
+        process.send_signal(signal.SIGABRT)
+        process.wait(timeout=60)
+        pytest.fail("the train stage did not exit within 120 s of Ctrl-C; its stderr, stacks last:\n"
+                    + log.read_text()[-8000:])
+    assert returncode != 0, log.read_text()[-2000:]
     client = MlflowClient(f"sqlite:///{clone / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("bottleneck").experiment_id])
     assert sorted((r.data.tags["bottleneck.role"], r.info.status) for r in runs) == [

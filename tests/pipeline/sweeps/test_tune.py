@@ -145,8 +145,11 @@ def test_the_sweep_resumes_instead_of_starting_over(sweep):
 def test_an_interrupted_sweep_resumes_where_it_stopped(project):
     tiny_project(project, max_concurrent_trials=1)
     command = [sys.executable, "-m", "pipeline.stages.tune", "lm-gru"]
-    process = subprocess.Popen(command, cwd=project, env=dict(os.environ, PYTHONPATH=str(REPO)),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Output to files, not pipes nobody reads while it runs: a full pipe would block the sweep in a write.
+    out, err = project / "tune.out", project / "tune.err"
+    with out.open("w") as stdout, err.open("w") as stderr_file:
+        process = subprocess.Popen(command, cwd=project, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                                   stdout=stdout, stderr=stderr_file)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         reports = [p for p in project.glob("ray_results/lm-gru-*/run_trial_*/result.json") if p.stat().st_size]
@@ -154,7 +157,8 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(project):
             break
         time.sleep(0.5)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=300)
+    process.wait(timeout=300)
+    stderr = err.read_text()
     assert process.returncode == 1, stderr[-3000:]
     assert "error: the sweep of lm-gru was interrupted (SIGINT); run the stage again" in stderr.strip().splitlines()[-1]
     assert not (project / "reports/tune/lm-gru.json").exists()  # no result from half a sweep
