@@ -76,6 +76,11 @@ def control_variants(variants: Mapping[str, Variant]) -> list[str]:
             if v.corpus == "synthetic" and v.model.startswith("rnnenc-") and name not in plain]
 
 
+def source_order_runs(variants: Mapping[str, Variant]) -> list[str]:
+    """The runs judged against the source-order translation as well: the headline RNNenc and the controls."""
+    return [HEADLINE[0], *control_variants(variants)]
+
+
 def reordered_pair(variants: Mapping[str, Variant]) -> Optional[tuple[str, str]]:
     """(RNNenc variant, RNNsearch variant) of one cell on the reordered task, the headline cell first."""
     on_task = {v.model: name for name, v in variants.items() if v.corpus == "reordered"}
@@ -115,7 +120,7 @@ def analyse(variants: Mapping[str, Variant], synthetic: Mapping[str, Scored], re
     out["controls"] = {name: _against_search(name, synthetic, buckets, samples, seed)
                        for name in control_variants(variants)}
     out["source_order"] = {name: source_order_entry(name, in_source_order, synthetic, buckets, samples, seed)
-                           for name in [enc, *control_variants(variants)] if name in in_source_order}
+                           for name in source_order_runs(variants) if name in in_source_order}
     pair = reordered_pair(variants)
     out["reordered"] = None if pair is None or reordered_buckets is None else pair_claim(
         "gru", reordered[pair[0]].statistics, reordered[pair[1]].statistics, reordered_buckets, samples, seed,

@@ -17,7 +17,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Collection, Optional
 
 import torch
 
@@ -53,12 +53,12 @@ def command(name: str) -> str:
     return f"python -m pipeline.stages.train --variant {name}"
 
 
-def score_runs(params: Params, task_runs: dict[str, tuple[str, Path]], corpus: str,
-               source_order: Optional[str] = None) -> tuple[dict[str, ModelScores], dict[str, ablations.Scored],
-                                                             TestSet, dict[str, ablations.Scored]]:
+def score_runs(params: Params, task_runs: dict[str, tuple[str, Path]], corpus: str, source_order: Optional[str] = None,
+               source_order_runs: Collection[str] = ()) -> tuple[dict[str, ModelScores], dict[str, ablations.Scored],
+                                                                 TestSet, dict[str, ablations.Scored]]:
     """Decode and score every run on one task's test split: name → ModelScores, name → Scored, the test
-    set, and with ``source_order`` (the task's target order) name → Scored against the references put
-    back into the source's word order (pipeline/evaluation/source_order.py)."""
+    set, and for ``source_order_runs`` name → Scored against the references put back from the task's
+    target order ``source_order`` into the source's word order (pipeline/evaluation/source_order.py)."""
     CORPORA[corpus].require_prepared()
     test = load_test_set(CORPORA[corpus])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -76,7 +76,7 @@ def score_runs(params: Params, task_runs: dict[str, tuple[str, Path]], corpus: s
                                    config.bootstrap_samples, config.seed)
         parameters = sum(p.numel() for p in task.parameters())
         scored[name] = ablations.Scored(scores[name].buckets, scores[name].statistics, parameters)
-        if source_references is not None:
+        if source_references is not None and name in source_order_runs:
             against_source = score_model(hypotheses, [source_references], test.buckets, test.no_unk, test.lowercase,
                                          config.bootstrap_samples, config.seed)
             in_source_order[name] = ablations.Scored(against_source.buckets, against_source.statistics, parameters)
@@ -100,7 +100,7 @@ def evaluate_ablations(params: Params) -> dict:
             generated = params.synthetic.synthetic  # the controlled task's generator (None: read from files)
             order = generated.order if corpus == "synthetic" and generated is not None else None
             scores[corpus], scored[corpus], tests[corpus], in_source_order[corpus] = score_runs(
-                params, task_runs, corpus, order)
+                params, task_runs, corpus, order, ablations.source_order_runs(params.ablations.variants))
         headline = controlled_experiment(params)  # the headline pair's own seed and |c|
         metrics = ablations.analyse(
             params.ablations.variants, scored["synthetic"], scored.get("reordered", {}), tests["synthetic"].buckets,
