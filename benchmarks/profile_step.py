@@ -1,6 +1,6 @@
 """Where a training step's time goes: torch.profiler over the training step of benchmarks/throughput.py.
 
-The same step as throughput.py's (the task's `logits_and_targets` + `masked_nll` under the precision's
+The same step as throughput.py's (the task's `training_loss`, as `training_step` takes it, under the precision's
 autocast, backward, clipping, the task's optimizer) on the first batches of the prepared corpus, at
 params.yaml's sizes. Prints the ops with the most self time over `--steps` steps, the number of op
 calls per step (op overhead: what dominates on a 2-core CPU and in kernel launches on a GPU) and
@@ -24,7 +24,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.throughput import DATA, autocast  # noqa: E402
-from models.loss import masked_nll  # noqa: E402
 from models.names import MODEL_NAMES  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
 from pipeline.data.vocabulary import Vocabulary  # noqa: E402
@@ -41,6 +40,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--sort", default="self_cpu_time_total", help="profiler column to sort by, e.g. count")
+    parser.add_argument("--shapes", action="store_true", help="one row per op and input shapes (which matmul is it)")
     arguments = parser.parse_args()
     if arguments.threads:
         torch.set_num_threads(arguments.threads)
@@ -60,8 +60,7 @@ def main() -> None:
 
     def step(batch) -> None:
         with autocast(arguments.precision, device):
-            logits, targets = task.logits_and_targets(batch)
-            loss = masked_nll(logits, targets, label_smoothing=train["label_smoothing"])
+            loss, _ = task.training_loss(batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(task.parameters(), train["gradient_clip"])
         optimizer.step()
@@ -74,16 +73,17 @@ def main() -> None:
     for batch in measured:
         step(batch)
     seconds = time.perf_counter() - started
-    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=arguments.shapes) as profiler:
         for batch in measured:
             step(batch)
-    events = profiler.key_averages()
+    events = profiler.key_averages(group_by_input_shape=arguments.shapes)
     calls = sum(event.count for event in events if not event.key.startswith(("autograd::", "ProfilerStep")))
     tokens = sum(int(b["tgt_lengths"].sum()) + len(b["tgt_lengths"]) for b in measured)
     print(f"{arguments.model} {arguments.precision}: {seconds / len(measured) * 1e3:.0f} ms/step unprofiled, "
           f"{tokens / seconds:,.0f} target tok/s; {calls / len(measured):,.0f} op calls/step "
           f"(load average {os.getloadavg()[0]:.1f})")
-    print(events.table(sort_by=arguments.sort, row_limit=arguments.top, max_name_column_width=40))
+    print(events.table(sort_by=arguments.sort, row_limit=arguments.top, max_name_column_width=40,
+                         max_shapes_column_width=90))
 
 
 if __name__ == "__main__":

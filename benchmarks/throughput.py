@@ -7,7 +7,7 @@ each precision asked for (`--precision`: 32, bf16-mixed, or both):
 - train tok/s: target tokens (EOS included, padding not) per second over `--train-steps` optimizer
   steps after `--warmup-steps`, on the first batches of `PreparedDataModule.train_dataloader()`
   (params' batch_tokens, batch_sentences and seed; collected before timing, so loading is not
-  counted). A step is what Lightning runs: the task's `logits_and_targets` + `masked_nll` under the
+  counted). A step is what Lightning runs: the task's `training_loss` (what `training_step` takes) under the
   autocast of Lightning's precision plugin (bf16, no weight-cast cache), backward, gradient-norm
   clipping and the task's own optimizer. Denormals are flushed to zero as in pipeline.stages.train.
 - roofline: model FLOPs per target token counted from the layer shapes (`models/flops.py`: matmuls
@@ -51,7 +51,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from models.flops import training_flops  # noqa: E402
-from models.loss import masked_nll  # noqa: E402
 from models.names import MODEL_NAMES  # noqa: E402
 from pipeline.training.tasks import task_class
 from models.search import greedy_search, max_lengths  # noqa: E402
@@ -117,14 +116,13 @@ def timed(device: torch.device, function, *args) -> tuple[float, object]:
 def train_throughput(task, batches, warmup: int, device: torch.device, precision: str) -> float:
     optimizer = task.configure_optimizers()
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
-    label_smoothing, clip = task.train_config["label_smoothing"], task.train_config["gradient_clip"]
+    clip = task.train_config["gradient_clip"]
     task.train()
 
     def step(batch: dict[str, torch.Tensor]) -> None:
         batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
         with autocast(precision, device):
-            logits, targets = task.logits_and_targets(batch)
-            loss = masked_nll(logits, targets, label_smoothing=label_smoothing)
+            loss, _ = task.training_loss(batch)
         loss.backward()
         if clip:
             torch.nn.utils.clip_grad_norm_(task.parameters(), clip)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from models.decoder_pass import decoder_pass
 from models.jordan import JordanRNN
 from models.names import CELLS
 
@@ -69,24 +70,28 @@ class Recurrent(nn.Module):
             x = x.float()
             if self.cell == "jordan":
                 return self.rnn(x, lengths, state)
+            if self.cell in _UNPACKED and state is None and (lengths is not None or x.device.type == "cpu"):
+                return self._unpacked(x, lengths)
             if lengths is None:
                 return self.rnn(x, state)
-            if self.cell in _UNPACKED and state is None:
-                return self._unpacked(x, lengths)
             # LSTM: its final memory cell at each sentence's own end needs packing (and lengths on the CPU).
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, state = self.rnn(packed, state)  # h_n per sentence, in the batch's own order
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))  # (B, T, D*H)
             return out, state
 
-    def _unpacked(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _unpacked(self, x: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """``forward`` of a GRU / Elman stack from zeros without packing: each direction of each layer
-        is one whole-sequence call (oneDNN / cuDNN kernels instead of packing's per-step loop, and no
-        lengths copied to the host). A sentence's padding follows it, so the forward direction's
-        outputs at its real words are unaffected; the backward direction reads each sentence reversed
-        within its own length (an index involution), so it too starts at the sentence's last word.
-        x (B, T, I) -> outputs (B, T, D*H), zero on padding; final state (L*D, B, H) at each end."""
+        is one whole-sequence call, with no lengths copied to the host. On a CPU that call is
+        ``models.decoder_pass`` (its backward forms each weight gradient in one matmul over all steps,
+        where autograd over torch's CPU loop accumulates one per step); on a GPU, cuDNN's kernel.
+        A sentence's padding follows it, so the forward direction's outputs at its real words are
+        unaffected; the backward direction reads each sentence reversed within its own length (an
+        index involution), so it too starts at the sentence's last word. ``lengths=None``: every row
+        is T long. x (B, T, I) -> outputs (B, T, D*H), zero on padding; final state (L*D, B, H) at each end."""
         B, T = x.shape[:2]
+        if lengths is None:
+            lengths = torch.full((B,), T, device=x.device)
         steps = torch.arange(T, device=x.device)
         real = steps < lengths.unsqueeze(1)  # (B, T)
         reverse = torch.where(real, lengths.unsqueeze(1) - 1 - steps, steps).unsqueeze(-1)  # (B, T, 1)
@@ -100,7 +105,12 @@ class Recurrent(nn.Module):
                 weights = [getattr(self.rnn, name + suffix) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
                 inputs = x.gather(1, reverse.expand_as(x)) if direction else x
                 h0 = x.new_zeros(1, B, self.hidden_size)
-                out = run(inputs, h0, weights, True, 1, 0.0, self.training, False, True)[0]  # (B, T, H)
+                if x.device.type == "cpu":
+                    w_ih, w_hh, b_ih, b_hh = weights
+                    states = decoder_pass(self.cell, F.linear(inputs, w_ih, b_ih), h0[0], None, w_hh, b_hh)[0]
+                    out = states[1:].transpose(0, 1)  # (B, T, H)
+                else:
+                    out = run(inputs, h0, weights, True, 1, 0.0, self.training, False, True)[0]  # (B, T, H)
                 if direction:
                     out = out.gather(1, reverse.expand_as(out))  # back to reading order: word 1 first
                     finals.append(out[:, 0])  # h←_1

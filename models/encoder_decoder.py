@@ -10,7 +10,9 @@
 
 ``forward(src, src_lengths, tgt_in, tgt_lengths)`` is teacher forcing: tgt_in = BOS y (see
 ``special_tokens.add_bos_eos``); it returns (logits (B, T_y, V), attention (B, T_y, T_x) or None)
-and gives the same numbers as feeding tgt_in to ``step`` one token at a time.
+and gives the same numbers as feeding tgt_in to ``step`` one token at a time. It is
+``projection(features(…))``: training takes the loss of the projection in one Function
+(models.loss.projected_nll) and never forms the logits.
 """
 
 from abc import ABC, abstractmethod
@@ -40,9 +42,21 @@ class EncoderDecoder(nn.Module, ABC):
         """prev_tokens y_{i-1} (B,) -> log p(y_i | y_<i, x) (B, V), new state, attention (B, T_x) or None."""
 
     @abstractmethod
+    def features(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
+                 tgt_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher forcing up to the vocabulary projection: tgt_in (B, T_y) -> what ``projection``
+        maps to logits (B, T_y, M), attention (B, T_y, T_x) or None."""
+
+    @property
+    @abstractmethod
+    def projection(self) -> nn.Linear:
+        """The last layer, M -> V: logits = projection(features)."""
+
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
                 tgt_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Teacher forcing: tgt_in (B, T_y) -> logits (B, T_y, V), attention (B, T_y, T_x) or None."""
+        features, attention = self.features(src, src_lengths, tgt_in, tgt_lengths)
+        return self.projection(features), attention
 
     @contextmanager
     def decoding(self) -> Iterator[None]:

@@ -43,8 +43,17 @@ class RNNLanguageModel(nn.Module):
         """tokens = BOS y (B, T) -> logits (B, T, V) for y EOS. ``lengths`` is not needed: the
         recurrence is causal, so padding after a sentence changes none of its logits, and running
         unpacked lets oneDNN/cuDNN take the whole sequence in one call (~1.7× the packed loop on a CPU)."""
+        return self.projection(self.features(tokens, lengths, condition))  # (B, T, V)
+
+    def features(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None,
+                 condition: torch.Tensor | None = None) -> torch.Tensor:
+        """What W_hy projects: h_t after dropout (B, T, H) (training: models.loss.projected_nll)."""
         h, _ = self.rnn(self._inputs(tokens, condition))  # (B, T, H)
-        return self.out(self.dropout(h))  # (B, T, V)
+        return self.dropout(h)
+
+    @property
+    def projection(self) -> nn.Linear:
+        return self.out  # W_hy, b_y
 
     def step(self, prev_tokens: torch.Tensor, state: State | None,
              condition: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:

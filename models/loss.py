@@ -7,11 +7,19 @@ log-softmax, then a gradient of the same size — several passes over tens of me
 output layer's matmul itself. A chunk of rows stays in cache from the max to the gradient, and
 only the logits' own gradient, in their own dtype, is written out. Same numbers as
 ``F.cross_entropy`` (tests/models/test_loss.py).
+
+Training goes one step further (``projected_nll``): the vocabulary projection and the loss in one
+Function, so the (N, V) logits are never formed whole. Each chunk's logits are made, turned into
+their loss and gradient (softmax − one-hot, computed in forward: it is all backward needs) and
+dropped; backward is then two matmuls over the saved gradient. This removes a fresh N × V
+allocation per step (page faults on a CPU), the fp32 copies, and every elementwise pass of backward.
 """
 
 import math
 
 import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
 
 from models.special_tokens import PAD
 
@@ -64,6 +72,72 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         return grad, None, None
 
 
+class _ProjectedCrossEntropy(torch.autograd.Function):
+    """Per-row cross-entropy of the logits x Wᵀ + b against targets, chunk by chunk: features x (N, M),
+    W (V, M), b (V,), targets (N,) -> losses (N,) fp32. Matmuls in the inputs' dtype; the softmax in fp32.
+
+    loss_n = -(1 - ε) log p_{n,t_n} - ε mean_v log p_{n,v};  G_n = d loss_n / d logits_n = p_n - (1 - ε) onehot(t_n) - ε / V
+    Backward, with g the upstream gradient (N,): d x = g ⊙ (G W) and [d W | d b] = Gᵀ [g ⊙ x | g]:
+    the (N, V) G is read once by each matmul and never rescaled.
+    """
+
+    @staticmethod
+    def forward(ctx, features, weight, bias, targets, smoothing: float) -> torch.Tensor:
+        N, V = features.size(0), weight.size(0)
+        losses = torch.empty(N, dtype=torch.float32, device=features.device)
+        chunk = chunk_rows(features.device.type, V)
+        keep_gradient = any(ctx.needs_input_grad[:3])
+        gradient = features.new_empty(N, V) if keep_gradient else None  # G, in the logits' dtype
+        logits = features.new_empty(min(chunk, N), V)  # one chunk's, reused
+        for start in range(0, N, chunk):
+            rows, n = slice(start, start + chunk), min(chunk, N - start)
+            torch.addmm(bias, features[rows], weight.t(), out=logits[:n])
+            log_p = torch.log_softmax(logits[:n], dim=-1, dtype=torch.float32)  # (n, V), one fused kernel
+            target = targets[rows].unsqueeze(1)  # (n, 1)
+            log_p_target = log_p.gather(1, target)  # (n, 1)
+            losses[rows] = log_p_target.squeeze(1) * -(1 - smoothing)
+            if smoothing:
+                losses[rows] -= smoothing * log_p.mean(dim=-1)
+            if keep_gradient:
+                p = torch.exp(log_p, out=gradient[rows])  # softmax, written in G's dtype in the same pass
+                if smoothing:
+                    p.sub_(smoothing / V)
+                # The target's entry from fp32: p_t - (1 - ε) after rounding p_t to bf16 would lose digits.
+                p.scatter_(1, target, (log_p_target.exp() - (1 - smoothing) - smoothing / V).to(p.dtype))
+        ctx.save_for_backward(features, weight, gradient)
+        return losses
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_losses: torch.Tensor):
+        features, weight, gradient = ctx.saved_tensors
+        # g = scale · m, with m exactly 0 or 1 for a masked mean: 1/count itself would be rounded to bf16.
+        scale = grad_losses.abs().amax().clamp(min=torch.finfo(torch.float32).tiny)
+        m = (grad_losses / scale).unsqueeze(1).to(features.dtype)  # (N, 1)
+        grad_features = (gradient @ weight).mul_(m).mul_(scale) if ctx.needs_input_grad[0] else None  # (N, M)
+        grad_weight_bias = (gradient.t() @ torch.cat([features * m, m], dim=1)).mul_(scale)  # (V, M + 1)
+        return grad_features, grad_weight_bias[:, :-1], grad_weight_bias[:, -1], None, None
+
+
+def projected_nll(features: torch.Tensor, projection: nn.Linear, targets: torch.Tensor, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> torch.Tensor:
+    """``masked_nll(projection(features), targets, …)`` without forming the logits: features (B, T, M),
+    projection M -> V, targets (B, T). Under autocast the matmuls run in its dtype, as F.linear's would."""
+    device = features.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else projection.weight.dtype
+    with torch.autocast(device, enabled=False):
+        losses = _ProjectedCrossEntropy.apply(features.flatten(0, -2).to(dtype), projection.weight.to(dtype),
+                                              projection.bias.to(dtype), targets.flatten(), float(label_smoothing))
+    return _reduce(losses, targets.flatten(), reduction)
+
+
+def _reduce(losses: torch.Tensor, targets: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Per-row losses (N,) -> their sum or mean over the rows whose target is not PAD."""
+    real = targets != PAD
+    total = torch.where(real, losses, 0.0).sum()
+    return total if reduction == "sum" else total / real.sum().clamp(min=1)
+
+
 def masked_nll(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean",
                label_smoothing: float = 0.0) -> torch.Tensor:
     """logits (B, T, V), targets (B, T) with PAD on padding -> NLL over non-PAD positions, fp32.
@@ -73,10 +147,8 @@ def masked_nll(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "me
     for training only: perplexity is defined on the plain NLL.
     """
     targets = targets.flatten()
-    real = targets != PAD
     losses = _ChunkedCrossEntropy.apply(logits.flatten(0, 1), targets, float(label_smoothing))  # (N,)
-    total = torch.where(real, losses, 0.0).sum()
-    return total if reduction == "sum" else total / real.sum().clamp(min=1)
+    return _reduce(losses, targets, reduction)
 
 
 def perplexity(mean_nll: float | torch.Tensor) -> float:

@@ -24,6 +24,11 @@ class MaxoutOutput(nn.Module):
         self.out = nn.Linear(maxout_size, vocab_size)  # W_o (plus a bias)
 
     def forward(self, state: torch.Tensor, emb: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.out(self.features(state, emb, context))  # (…, V)
+
+    def features(self, state: torch.Tensor, emb: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """What W_o projects: t_i after dropout (…, M). Training takes the loss of ``self.out`` applied to
+        it in one Function (models.loss.projected_nll), without forming the logits."""
         t = self.pre(torch.cat([state, emb, context], dim=-1))  # (…, 2M)
         t = t.unflatten(-1, (self.maxout_size, 2)).amax(-1)  # (…, M): max over adjacent pairs
-        return self.out(self.dropout(t))  # (…, V)
+        return self.dropout(t)

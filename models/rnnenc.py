@@ -86,8 +86,12 @@ class RNNEncoderDecoder(EncoderDecoder):
         logits = self.output(h, e, c)  # (B, V)
         return torch.log_softmax(logits, dim=-1), state, None
 
-    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
-                tgt_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
+    @property
+    def projection(self) -> nn.Linear:
+        return self.output.out  # W_o
+
+    def features(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
+                 tgt_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
         """Unpacked: steps past a sentence's end only produce logits the loss ignores."""
         memory = self.encode(src, src_lengths)
         c = memory["context"].unsqueeze(1).expand(-1, tgt_in.size(1), -1)  # (B, T_y, C)
@@ -98,7 +102,7 @@ class RNNEncoderDecoder(EncoderDecoder):
                 h = self.teacher_forced_pass(e, memory["context"], state)
             else:  # no attention: all steps in one module call (cuDNN on a GPU)
                 h, _ = self.decoder(torch.cat([e, c], dim=-1), None, state)  # (B, T_y, H)
-        return self.output(h, e, c), None  # logits (B, T_y, V)
+        return self.output.features(h, e, c), None  # (B, T_y, M)
 
     def teacher_forced_pass(self, e: torch.Tensor, c: torch.Tensor, state: State) -> torch.Tensor:
         """The single-layer decoder over all steps as one autograd Function (models.decoder_pass):

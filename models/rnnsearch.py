@@ -138,8 +138,12 @@ class RNNSearch(EncoderDecoder):
                 s_prev, context, state, alpha = self._recur(e, state, memory)
         return torch.log_softmax(self.output(s_prev, e, context), dim=-1), state, alpha
 
-    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
-                tgt_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def projection(self) -> nn.Linear:
+        return self.output.out  # W_o
+
+    def features(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
+                 tgt_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """tgt_lengths is not needed: steps past a sentence's end only produce logits the loss ignores."""
         memory = self.encode(src, src_lengths)
         emb = self.dropout(self.tgt_embed(tgt_in))  # (B, T_y, E), all steps at once
@@ -149,8 +153,7 @@ class RNNSearch(EncoderDecoder):
                 states, contexts, alphas = self.teacher_forced_pass(emb, state, memory)
             else:
                 states, contexts, alphas = self.teacher_forced_steps(emb, state, memory)
-        logits = self.output(states, emb, contexts)  # (B, T_y, V)
-        return logits, alphas  # (B, T_y, V), (B, T_y, T_x)
+        return self.output.features(states, emb, contexts), alphas  # t_i (B, T_y, M), (B, T_y, T_x)
 
     def teacher_forced_pass(self, emb: torch.Tensor, state: State,
                             memory: Memory) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

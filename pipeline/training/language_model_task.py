@@ -11,6 +11,6 @@ from models.sequences import add_bos_eos
 class LanguageModelTask(SequenceTask):
     model: RNNLanguageModel
 
-    def logits_and_targets(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def features_and_targets(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         tgt_in, tgt_out, tgt_lengths = add_bos_eos(batch["tgt"], batch["tgt_lengths"])
-        return self.model(tgt_in, tgt_lengths), tgt_out  # (B, T+1, V), (B, T+1)
+        return self.model.features(tgt_in, tgt_lengths), tgt_out  # (B, T+1, H), (B, T+1)

@@ -1,7 +1,9 @@
 """What both Lightning tasks share: masked cross-entropy, optimizer and schedule, dev loss/perplexity.
 
 The tasks only wire training; the architectures are plain ``nn.Module``s built by
-``models.registry.build_model``. A task subclass says how a batch becomes (logits, targets).
+``models.registry.build_model``. A task subclass says how a batch becomes (features, targets); the
+model's ``projection`` maps features to logits, and training takes its loss without forming them
+(``models.loss.projected_nll``).
 Optimizers: Adam, or Adadelta with ρ = 0.95, ε = 1e-6 (Bahdanau et al. 2014 App. B.2).
 """
 from __future__ import annotations
@@ -13,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 from torchmetrics import SumMetric
 
-from models.loss import masked_nll
+from models.loss import masked_nll, projected_nll
 from models.registry import build_model
 from models.special_tokens import PAD
 
@@ -31,13 +33,24 @@ class SequenceTask(pl.LightningModule):
         # Sums over the dev set, added up across DDP ranks before the per-token mean is taken.
         self.dev_nll, self.dev_tokens = SumMetric(), SumMetric()
 
-    def logits_and_targets(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, V) logits and their (B, T) targets, PAD where no loss is taken."""
+    def features_and_targets(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, M) what the model's projection maps to logits, and the (B, T) targets, PAD where no
+        loss is taken."""
         raise NotImplementedError
 
+    def logits_and_targets(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, V) logits and their (B, T) targets, PAD where no loss is taken."""
+        features, targets = self.features_and_targets(batch)
+        return self.model.projection(features), targets
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean training loss (label smoothing included) and the targets."""
+        features, targets = self.features_and_targets(batch)
+        loss = projected_nll(features, self.model.projection, targets, label_smoothing=self.train_config["label_smoothing"])
+        return loss, targets
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> torch.Tensor:
-        logits, targets = self.logits_and_targets(batch)
-        loss = masked_nll(logits, targets, label_smoothing=self.train_config["label_smoothing"])
+        loss, targets = self.training_loss(batch)
         # A tensor, never read back to the host: int() here would make the CPU wait for the device at
         # every step. Lightning weighs the epoch mean by it as a tensor (value * batch_size).
         tokens = (targets != PAD).sum()

@@ -12,10 +12,10 @@ from models.sequences import add_bos_eos
 class TranslationTask(SequenceTask):
     model: EncoderDecoder
 
-    def logits_and_targets(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def features_and_targets(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         tgt_in, tgt_out, tgt_lengths = add_bos_eos(batch["tgt"], batch["tgt_lengths"])
-        logits, _ = self.model(batch["src"], batch["src_lengths"], tgt_in, tgt_lengths)  # (B, T+1, V)
-        return logits, tgt_out
+        features, _ = self.model.features(batch["src"], batch["src_lengths"], tgt_in, tgt_lengths)  # (B, T+1, M)
+        return features, tgt_out
 
     def translate(self, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: int = 1,
                   alpha: float | None = None) -> list[Hypothesis]:

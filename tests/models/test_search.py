@@ -121,7 +121,11 @@ class TableModel(EncoderDecoder):
         t = state[0].clamp(max=self.table.size(0) - 1)
         return self.table[t, prev_tokens], state + 1, None
 
-    def forward(self, src, src_lengths, tgt_in, tgt_lengths=None):
+    @property
+    def projection(self):
+        return torch.nn.Identity()  # the table holds log-probabilities already
+
+    def features(self, src, src_lengths, tgt_in, tgt_lengths=None):
         state, out = self.init_state(self.encode(src, src_lengths)), []
         for i in range(tgt_in.size(1)):
             log_probs, state, _ = self.step(tgt_in[:, i], state, None)

@@ -77,3 +77,28 @@ def test_cosine_schedule_decays_over_the_epoch_budget(tiny):
     final = trainer.optimizers[0].param_groups[0]["lr"]
     assert trainer.global_step == trainer.estimated_stepping_batches
     assert final == pytest.approx(0.01 * COSINE_FLOOR, rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["rnnsearch-gru", "rnnenc-lstm", "lm-rnn"])
+def test_training_loss_is_the_loss_of_the_logits(tiny, name):
+    """training_step's loss (the projection fused into the loss) is masked_nll of logits_and_targets'
+    logits, with its gradients, under the bf16 autocast training runs in and without it."""
+    from models.loss import masked_nll
+
+    torch.manual_seed(0)
+    split = ParallelSplit(tiny / "train")
+    batch = collate([split[i] for i in range(16)])
+    train = {"label_smoothing": 0.1, "lr": 0.001, "optimizer": "adam"}
+    task = task_class(name)(name, 40, 40, {"emb_size": 8, "hidden_size": 16, "maxout_size": 8,
+                                           "attention_size": 8, "dropout": 0.0}, train)
+    for autocast, tolerance in ((False, 1e-5), (True, 0.03)):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            ours, targets = task.training_loss(batch)
+            logits, same_targets = task.logits_and_targets(batch)
+            theirs = masked_nll(logits, same_targets, label_smoothing=0.1)
+        assert torch.equal(targets, same_targets)
+        grads = [torch.autograd.grad(loss, list(task.parameters()), allow_unused=True) for loss in (ours, theirs)]
+        assert torch.allclose(ours, theirs, rtol=tolerance / 10, atol=1e-5)
+        for a, b in zip(*grads):
+            if a is not None:
+                assert torch.allclose(a, b, rtol=tolerance, atol=tolerance * b.abs().max())
