@@ -26,6 +26,13 @@ _UNPACKED = {"gru": torch._VF.gru, "rnn": torch._VF.rnn_tanh}
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
+def _one_pass(x: torch.Tensor) -> bool:
+    """Whole-sequence GRU/Elman layers through models.decoder_pass: in CPU training, where autograd over
+    torch's own CPU loop would accumulate W_hh's gradient once per step. Without gradients torch's C++
+    loop is faster than a Python one; on a GPU cuDNN's kernel is."""
+    return x.device.type == "cpu" and torch.is_grad_enabled()
+
+
 def full_precision(like: torch.Tensor):
     """Autocast off on ``like``'s device: every recurrence runs in fp32 under mixed precision, for
     every cell alike (CPU autocast would otherwise run LSTM and Elman layers in bf16 and GRU in fp32,
@@ -38,9 +45,10 @@ def full_precision(like: torch.Tensor):
 class Recurrent(nn.Module):
     """A stack of recurrent layers chosen by name, batch first.
 
-    ``forward`` packs the batch by ``lengths`` so that a sentence's outputs and final state are the
-    ones it would get alone: outputs are zero on padding and the state is taken at each sentence's
-    last real token (lengths must be >= 1). ``step`` runs one time step for decoders.
+    ``forward`` with ``lengths`` gives each sentence the outputs and final state it would get alone:
+    outputs are zero on padding and the state is taken at each sentence's last real token (lengths
+    must be >= 1); GRU/Elman layers run unpacked (``_unpacked``), LSTM layers packed. ``step`` runs
+    one time step for decoders.
     """
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
@@ -70,7 +78,7 @@ class Recurrent(nn.Module):
             x = x.float()
             if self.cell == "jordan":
                 return self.rnn(x, lengths, state)
-            if self.cell in _UNPACKED and state is None and (lengths is not None or x.device.type == "cpu"):
+            if self.cell in _UNPACKED and state is None and (lengths is not None or _one_pass(x)):
                 return self._unpacked(x, lengths)
             if lengths is None:
                 return self.rnn(x, state)
@@ -82,9 +90,10 @@ class Recurrent(nn.Module):
 
     def _unpacked(self, x: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """``forward`` of a GRU / Elman stack from zeros without packing: each direction of each layer
-        is one whole-sequence call, with no lengths copied to the host. On a CPU that call is
+        is one whole-sequence call, with no lengths copied to the host. In CPU training that call is
         ``models.decoder_pass`` (its backward forms each weight gradient in one matmul over all steps,
-        where autograd over torch's CPU loop accumulates one per step); on a GPU, cuDNN's kernel.
+        where autograd over torch's CPU loop accumulates one per step); otherwise torch's own (cuDNN's
+        kernel on a GPU).
         A sentence's padding follows it, so the forward direction's outputs at its real words are
         unaffected; the backward direction reads each sentence reversed within its own length (an
         index involution), so it too starts at the sentence's last word. ``lengths=None``: every row
@@ -105,7 +114,7 @@ class Recurrent(nn.Module):
                 weights = [getattr(self.rnn, name + suffix) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
                 inputs = x.gather(1, reverse.expand_as(x)) if direction else x
                 h0 = x.new_zeros(1, B, self.hidden_size)
-                if x.device.type == "cpu":
+                if _one_pass(x):
                     w_ih, w_hh, b_ih, b_hh = weights
                     states = decoder_pass(self.cell, F.linear(inputs, w_ih, b_ih), h0[0], None, w_hh, b_hh)[0]
                     out = states[1:].transpose(0, 1)  # (B, T, H)

@@ -12,7 +12,7 @@ Training goes one step further (``projected_nll``): the vocabulary projection an
 Function, so the (N, V) logits are never formed whole. Each chunk's logits are made, turned into
 their loss and gradient (softmax − one-hot, computed in forward: it is all backward needs) and
 dropped; backward is then two matmuls over the saved gradient. This removes a fresh N × V
-allocation per step (page faults on a CPU), the fp32 copies, and every elementwise pass of backward.
+allocation per step (page faults on a CPU), an fp32 copy of it, and every elementwise pass of backward.
 """
 
 import math
@@ -82,11 +82,10 @@ class _ProjectedCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, features, weight, bias, targets, smoothing: float) -> torch.Tensor:
+    def forward(ctx, features, weight, bias, targets, smoothing: float, keep_gradient: bool) -> torch.Tensor:
         N, V = features.size(0), weight.size(0)
         losses = torch.empty(N, dtype=torch.float32, device=features.device)
         chunk = chunk_rows(features.device.type, V)
-        keep_gradient = any(ctx.needs_input_grad[:3])
         gradient = features.new_empty(N, V) if keep_gradient else None  # G, in the logits' dtype
         logits = features.new_empty(min(chunk, N), V)  # one chunk's, reused
         for start in range(0, N, chunk):
@@ -98,25 +97,28 @@ class _ProjectedCrossEntropy(torch.autograd.Function):
             losses[rows] = log_p_target.squeeze(1) * -(1 - smoothing)
             if smoothing:
                 losses[rows] -= smoothing * log_p.mean(dim=-1)
-            if keep_gradient:
-                p = torch.exp(log_p, out=gradient[rows])  # softmax, written in G's dtype in the same pass
+            if keep_gradient:  # in fp32 while the chunk is in cache (p_t - 1 after rounding p_t to bf16 would lose digits)
+                p = log_p.exp_()
+                p.scatter_add_(1, target, p.new_full(target.shape, -(1 - smoothing)))
                 if smoothing:
                     p.sub_(smoothing / V)
-                # The target's entry from fp32: p_t - (1 - ε) after rounding p_t to bf16 would lose digits.
-                p.scatter_(1, target, (log_p_target.exp() - (1 - smoothing) - smoothing / V).to(p.dtype))
+                gradient[rows] = p  # the one write in G's dtype
         ctx.save_for_backward(features, weight, gradient)
+        ctx.weight_needs_gradient = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
         return losses
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_losses: torch.Tensor):
         features, weight, gradient = ctx.saved_tensors
-        # g = scale · m, with m exactly 0 or 1 for a masked mean: 1/count itself would be rounded to bf16.
+        # g = scale · m, with m exactly 0 or 1 for a masked mean: the matmuls do not see 1/count rounded to bf16.
         scale = grad_losses.abs().amax().clamp(min=torch.finfo(torch.float32).tiny)
         m = (grad_losses / scale).unsqueeze(1).to(features.dtype)  # (N, 1)
         grad_features = (gradient @ weight).mul_(m).mul_(scale) if ctx.needs_input_grad[0] else None  # (N, M)
+        if not ctx.weight_needs_gradient:
+            return grad_features, None, None, None, None, None
         grad_weight_bias = (gradient.t() @ torch.cat([features * m, m], dim=1)).mul_(scale)  # (V, M + 1)
-        return grad_features, grad_weight_bias[:, :-1], grad_weight_bias[:, -1], None, None
+        return grad_features, grad_weight_bias[:, :-1], grad_weight_bias[:, -1], None, None, None
 
 
 def projected_nll(features: torch.Tensor, projection: nn.Linear, targets: torch.Tensor, reduction: str = "mean",
@@ -125,9 +127,12 @@ def projected_nll(features: torch.Tensor, projection: nn.Linear, targets: torch.
     projection M -> V, targets (B, T). Under autocast the matmuls run in its dtype, as F.linear's would."""
     device = features.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else projection.weight.dtype
+    # G (N × V) only when a backward can follow (needs_input_grad follows requires_grad, not grad mode).
+    keep_gradient = torch.is_grad_enabled() and any(t.requires_grad for t in (features, *projection.parameters()))
     with torch.autocast(device, enabled=False):
         losses = _ProjectedCrossEntropy.apply(features.flatten(0, -2).to(dtype), projection.weight.to(dtype),
-                                              projection.bias.to(dtype), targets.flatten(), float(label_smoothing))
+                                              projection.bias.to(dtype), targets.flatten(), float(label_smoothing),
+                                              keep_gradient)
     return _reduce(losses, targets.flatten(), reduction)
 
 

@@ -101,12 +101,17 @@ def test_projected_loss_under_autocast_is_as_accurate_as_f_linear_under_autocast
         assert (a - r).abs().max() < 0.01 * r.abs().max()
 
 
-def test_projected_loss_without_gradients_keeps_nothing():
+def test_projected_loss_without_gradients_keeps_nothing(monkeypatch):
     from models.loss import projected_nll
 
+    monkeypatch.setattr(loss_module, "CHUNK_ROWS", 4)  # the logits buffer is 4 × 7, G would be 6 × 7
     features, projection = torch.randn(2, 3, 4), torch.nn.Linear(4, 7)
     targets = torch.tensor([[1, 2, PAD], [3, 4, 5]])
-    with torch.no_grad():
+    made = []
+    original_empty = torch.Tensor.new_empty
+    with torch.no_grad(), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.Tensor, "new_empty", lambda self, *size, **kw: made.append(size) or original_empty(self, *size, **kw))
         loss = projected_nll(features, projection, targets, reduction="sum")
     assert loss.grad_fn is None
+    assert (4, 7) in made and (6, 7) not in made  # no N × V gradient under no_grad (the parameters still require it)
     assert torch.allclose(loss, masked_nll(projection(features), targets, reduction="sum"), atol=1e-5)
