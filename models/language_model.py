@@ -42,7 +42,7 @@ class RNNLanguageModel(nn.Module):
                 condition: torch.Tensor | None = None) -> torch.Tensor:
         """tokens = BOS y (B, T) -> logits (B, T, V) for y EOS. ``lengths`` is not needed: the
         recurrence is causal, so padding after a sentence changes none of its logits, and unpacked the
-        whole sequence is one call (models.cells.Recurrent: the one-pass Function in CPU training, cuDNN on a GPU)."""
+        whole sequence is one call (torch's C++ loop on a CPU, cuDNN on a GPU), not packing's per-step loop."""
         return self.projection(self.features(tokens, lengths, condition))  # (B, T, V)
 
     def features(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None,

@@ -63,7 +63,7 @@ class RNNEncoderDecoder(EncoderDecoder):
             top = self.encoder.hidden(state)[-2:]  # (2, B, H): h→_T, h←_1 of the top layer
             summary = torch.cat([top[0], top[1]], dim=-1)  # (B, 2H)
         else:
-            # Unpacked, one whole-sequence call (models.cells.Recurrent): padding follows each
+            # Unpacked, one whole-sequence call (no packing's per-step loop): padding follows each
             # sentence, so the top layer's output at its last word is its h_T.
             outputs, _ = self.encoder(embedded)  # (B, T_x, H)
             summary = outputs[torch.arange(src.size(0), device=src.device), lengths - 1]  # h_T (B, H)

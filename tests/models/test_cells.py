@@ -122,23 +122,3 @@ def test_unpacked_run_equals_the_packed_one(cell, bidirectional, num_layers, mon
     for a, b in zip(unpacked, packed):
         assert torch.allclose(a, b, atol=1e-5)
     assert torch.all(unpacked[0][0, 3:] == 0)
-
-
-@pytest.mark.parametrize("num_layers", [1, 2])
-@pytest.mark.parametrize("bidirectional", [False, True])
-@pytest.mark.parametrize("cell", ["gru", "rnn"])
-def test_a_cpu_run_without_lengths_equals_torchs_own_layer(cell, bidirectional, num_layers):
-    """Without lengths a GRU/Elman stack on a CPU runs each direction through models.decoder_pass:
-    nn.GRU / nn.RNN's outputs, final states and gradients."""
-    torch.manual_seed(0)
-    rnn = Recurrent(cell, 5, 6, num_layers=num_layers, bidirectional=bidirectional).eval()
-    x = torch.randn(4, 8, 5, requires_grad=True)
-    weights = torch.randn(4, 8, rnn.output_size)
-
-    def gradients(out, state):
-        return list(torch.autograd.grad((out * weights).sum() + state.sum(), [x, *rnn.parameters()]))
-
-    ours = rnn(x)
-    theirs = rnn.rnn(x)
-    for a, b in zip([*ours, *gradients(*ours)], [*theirs, *gradients(*theirs)]):
-        assert torch.allclose(a, b, atol=1e-5)
