@@ -255,10 +255,18 @@ def test_ctrl_c_during_training_marks_its_runs_killed(tmp_path_factory):
     # stderr to a file, not a pipe nobody reads while it trains: the progress bar would fill the pipe and
     # block the process in a write, so it could never act on the Ctrl-C.
     log = clone / "train.log"
-    with log.open("w") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "pipeline.stages.train", "lm-gru"], cwd=clone,
-                                   env=dict(os.environ, PYTHONPATH=str(clone), PYTHONFAULTHANDLER="1"),
-                                   stdout=subprocess.DEVNULL, stderr=stderr)
+    # A Ctrl-C at a terminal reaches a stage whose SIGINT is not ignored. Under a background job of a
+    # non-interactive shell (`make test &`, some CI runners) it is ignored, the child inherits that, and
+    # Python then installs no KeyboardInterrupt handler: the signal would do nothing and the training
+    # run to its end. A handled signal is reset to the default in the child, an ignored one is not.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with log.open("w") as stderr:
+            process = subprocess.Popen([sys.executable, "-m", "pipeline.stages.train", "lm-gru"], cwd=clone,
+                                       env=dict(os.environ, PYTHONPATH=str(clone), PYTHONFAULTHANDLER="1"),
+                                       stdout=subprocess.DEVNULL, stderr=stderr)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     stamp, deadline = clone / "checkpoints/bible/lm-gru/fingerprint", time.monotonic() + 120
     while not stamp.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
