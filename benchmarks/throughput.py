@@ -7,8 +7,8 @@ each precision asked for (`--precision`: 32, bf16-mixed, or both):
 - train tok/s: target tokens (EOS included, padding not) per second over `--train-steps` optimizer
   steps after `--warmup-steps`, on the first batches of `PreparedDataModule.train_dataloader()`
   (params' batch_tokens, batch_sentences and seed; collected before timing, so loading is not
-  counted). A step is what Lightning runs: the task's `training_loss` (what `training_step` takes) under the
-  autocast of Lightning's precision plugin (bf16, no weight-cast cache), backward, gradient-norm
+  counted). A step is what Lightning runs: the task's `training_loss` (as `training_step` takes it)
+  under the autocast of Lightning's precision plugin (bf16, no weight-cast cache), backward, gradient-norm
   clipping and the task's own optimizer. Denormals are flushed to zero as in pipeline.stages.train.
 - roofline: model FLOPs per target token counted from the layer shapes (`models/flops.py`: matmuls
   only, training = 3 × forward), the GFLOP/s this achieves, and its fraction of the machine's matmul

@@ -85,9 +85,10 @@ class Recurrent(nn.Module):
         is one whole-sequence call (torch's C++ loop on a CPU, cuDNN's kernel on a GPU, instead of
         packing's per-step loop; no lengths copied to the host). The one-pass Function of
         models.decoder_pass measured no faster here (41 steps, B 48, H 256: 52 vs 51 ms forward and
-        backward for one direction, 111 vs 108 ms for two), so the encoders keep torch's. A sentence's padding follows it, so the forward direction's
-        outputs at its real words are unaffected; the backward direction reads each sentence reversed
-        within its own length (an index involution), so it too starts at the sentence's last word.
+        backward for one direction, 111 vs 108 ms for two), so the encoders keep torch's.
+        A sentence's padding follows it, so the forward direction's outputs at its real words are
+        unaffected; the backward direction reads each sentence reversed within its own length (an index
+        involution), so it too starts at the sentence's last word.
         x (B, T, I) -> outputs (B, T, D*H), zero on padding; final state (L*D, B, H) at each end."""
         B, T = x.shape[:2]
         steps = torch.arange(T, device=x.device)
