@@ -41,16 +41,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--sort", default="self_cpu_time_total", help="profiler column to sort by, e.g. count")
     parser.add_argument("--shapes", action="store_true", help="one row per op and input shapes (which matmul is it)")
+    parser.add_argument("--data", type=Path, default=DATA,
+                        help="a prepared corpus (default data/prepared; data/synthetic: the controlled task)")
     arguments = parser.parse_args()
     if arguments.threads:
         torch.set_num_threads(arguments.threads)
     torch.set_flush_denormal(True)
     params = load_params(REPO / "params.yaml")
     sizes, train = params.model.model_dump(), {**params.train.model_dump(), "schedule": "none"}
-    datamodule = PreparedDataModule(DATA, train["batch_tokens"], train["seed"], batch_sentences=train["batch_sentences"],
+    datamodule = PreparedDataModule(arguments.data, train["batch_tokens"], train["seed"], batch_sentences=train["batch_sentences"],
                                     target_only=arguments.model.startswith("lm-"))
     batches = list(itertools.islice(datamodule.train_dataloader(), arguments.warmup_steps + arguments.steps))
-    vocab = {side: len(Vocabulary.load(DATA / f"vocab/{side}.json")) for side in ("src", "tgt")}
+    vocab = {side: len(Vocabulary.load(arguments.data / f"vocab/{side}.json")) for side in ("src", "tgt")}
     torch.manual_seed(train["seed"])
     task = task_class(arguments.model)(arguments.model, vocab["src"], vocab["tgt"], sizes, train)
     optimizer = task.configure_optimizers()
