@@ -13,9 +13,15 @@ Prints µs per call and GFLOP/s; no result is asserted (benchmarks/README.md).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.throughput import matmul_peak  # noqa: E402
 
 
 def best_seconds(fn, repeats: int, rounds: int = 5) -> float:
@@ -32,11 +38,6 @@ def best_seconds(fn, repeats: int, rounds: int = 5) -> float:
     return best
 
 
-def peak(dtype: torch.dtype, size: int = 2048) -> float:
-    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
-    return 2 * size ** 3 / best_seconds(lambda: a @ b, repeats=3) / 1e9
-
-
 def step_rows(batch: int, hidden: int, gates: int, steps: int):
     """(name, FLOPs, fp32 call, bf16 call including the state's cast) per matmul of one step."""
     state = torch.randn(batch, hidden)
@@ -47,7 +48,7 @@ def step_rows(batch: int, hidden: int, gates: int, steps: int):
     rows_states = torch.randn(steps * batch, hidden)
     rows_grads = torch.randn(steps * batch, gates)
     return [
-        ("forward  s W_hhᵀ + b", 2 * batch * hidden * gates,
+        ("forward s W_hhᵀ + b", 2 * batch * hidden * gates,
          lambda: torch.addmm(bias, state, weight.t()),
          lambda: torch.addmm(bias16, state.bfloat16(), weight16.t()).float()),
         ("backward d_gates W_hh", 2 * batch * hidden * gates,
@@ -73,8 +74,8 @@ def main() -> None:
           f"bf16 computed natively: {torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()}")
     for threads in arguments.threads:
         torch.set_num_threads(threads)
-        print(f"\n{threads} thread(s): 2048² matmul peak {peak(torch.float32):.0f} GFLOP/s fp32, "
-              f"{peak(torch.bfloat16):.0f} bf16")
+        fp32_peak, bf16_peak = (matmul_peak(("cpu", precision, threads)) for precision in ("32", "bf16-mixed"))
+        print(f"\n{threads} thread(s): 2048² matmul peak {fp32_peak:.0f} GFLOP/s fp32, {bf16_peak:.0f} bf16")
         print(f"| matmul | fp32 µs | bf16 µs (with casts) | fp32 GFLOP/s | bf16 GFLOP/s | bf16 speed-up |")
         print("|---|---|---|---|---|---|")
         for name, flops, fp32, bf16 in step_rows(arguments.batch, arguments.hidden, gates, arguments.steps):
