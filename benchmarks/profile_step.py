@@ -28,6 +28,7 @@ from models.names import MODEL_NAMES  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
 from pipeline.data.vocabulary import Vocabulary  # noqa: E402
 from pipeline.training.datamodule import PreparedDataModule  # noqa: E402
+from pipeline.training.host_memory import keep_freed_memory  # noqa: E402
 from pipeline.training.tasks import task_class  # noqa: E402
 
 
@@ -47,6 +48,7 @@ def main() -> None:
     if arguments.threads:
         torch.set_num_threads(arguments.threads)
     torch.set_flush_denormal(True)
+    keep_freed_memory()  # as the train stage
     params = load_params(REPO / "params.yaml")
     sizes, train = params.model.model_dump(), {**params.train.model_dump(), "schedule": "none"}
     datamodule = PreparedDataModule(arguments.data, train["batch_tokens"], train["seed"], batch_sentences=train["batch_sentences"],

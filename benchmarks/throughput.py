@@ -55,6 +55,7 @@ from models.names import MODEL_NAMES  # noqa: E402
 from pipeline.training.tasks import task_class
 from models.search import greedy_search, max_lengths  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
+from pipeline.training.host_memory import keep_freed_memory  # noqa: E402
 from pipeline.training.datamodule import ParallelSplit, PreparedDataModule, collate  # noqa: E402
 from pipeline.training.dev_bleu import DECODE_BATCH  # noqa: E402
 from pipeline.data.vocabulary import Vocabulary  # noqa: E402
@@ -145,6 +146,8 @@ def measure(job: tuple[str, str, str, dict, dict, argparse.Namespace]) -> dict:
     if arguments.threads:
         torch.set_num_threads(arguments.threads)
     torch.set_flush_denormal(True)  # as pipeline.stages.train and pipeline.stages.evaluate: denormals are ~100× slower on x86
+    if not arguments.default_malloc:
+        keep_freed_memory()  # as the train stage: the step's large tensors reuse the heap, no page faults
     language_model = name.startswith("lm-")
     datamodule = PreparedDataModule(DATA, train["batch_tokens"], train["seed"], target_only=language_model,
                                     batch_sentences=train["batch_sentences"])
@@ -212,6 +215,8 @@ def plain_throughput(job: tuple[str, dict, dict, argparse.Namespace]) -> float:
     if arguments.threads:
         torch.set_num_threads(arguments.threads)
     torch.set_flush_denormal(True)
+    if not arguments.default_malloc:
+        keep_freed_memory()  # the same process settings as the models', so only the code differs
     datamodule = PreparedDataModule(DATA, train["batch_tokens"], train["seed"], batch_sentences=train["batch_sentences"])
     batches = list(itertools.islice(datamodule.train_dataloader(), arguments.warmup_steps + arguments.train_steps))
     vocab = {side: len(Vocabulary.load(DATA / f"vocab/{side}.json")) for side in ("src", "tgt")}
@@ -246,6 +251,7 @@ def environment(device: torch.device, params, arguments: argparse.Namespace) -> 
         "warmup_steps": arguments.warmup_steps, "train_steps": arguments.train_steps,
         "decode_sentences": len(src_lengths), "mean_source_length": float(src_lengths.float().mean()),
         "mean_length_cap": float(cap.float().mean()),
+        "malloc": "glibc default" if arguments.default_malloc else "freed memory kept (pipeline.training.host_memory)",
     }
 
 
@@ -262,6 +268,9 @@ def main() -> None:
                         help="torch CPU threads (0: torch's default); 1 is steadier on a busy machine")
     parser.add_argument("--plain", action="store_true",
                         help="also measure benchmarks/plain_rnnsearch.py (a plain fp32 PyTorch loop) at the same sizes")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's allocator as it is (the train stage keeps freed memory: "
+                             "pipeline.training.host_memory); compare the two in one run")
     parser.add_argument("--json", type=Path, help="also write the environment and rows here")
     arguments = parser.parse_args()
     if arguments.threads:
@@ -286,6 +295,7 @@ def main() -> None:
         print(f"device: {env['device']}  torch {env['torch']}  threads: {env['threads']}  "
               f"load average: {env['load_average']:.1f}")
         print("matmul peak (2048², GFLOP/s): " + ", ".join(f"{p} {v:,.0f}" for p, v in env["matmul_peak_gflops"].items()))
+        print(f"host memory: {env['malloc']}")
         print(f"sizes: {env['model_sizes']}  batch_tokens: {env['batch_tokens']}  "
               f"steps: {env['warmup_steps']} warm-up + {env['train_steps']} timed")
         print(f"decoding: {env['decode_sentences']} test sentences longest first, {DECODE_BATCH} per batch, mean "

@@ -45,6 +45,7 @@ from pipeline.evaluation.checkpoints import load_task
 from pipeline.evaluation.decoding import (GREEDY, decode, decoders, example_indices, heatmap_indices, lm_samples,
                                           perplexity, token_labels)
 from pipeline.evaluation.test_set import load_test_set
+from pipeline.training.host_memory import keep_freed_memory
 from pipeline.training.precision import resolve as resolve_precision
 
 
@@ -101,6 +102,7 @@ def evaluate(corpus_name: str, models: list[str], config: EvaluateConfig) -> dic
     # slower: a random-init RNNsearch took 39 s instead of 1.4 s for 16 sentences of 85 words.
     # Flushing them to zero changes no score.
     torch.set_flush_denormal(True)
+    keep_freed_memory()  # decoding's large tensors reuse the heap (pipeline.training.host_memory)
 
     reports = corpus.reports
     reports.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ from pipeline.evaluation.checkpoints import load_task
 from pipeline.evaluation.decoding import BEAM, GREEDY, decode
 from pipeline.evaluation.source_order import source_order_references
 from pipeline.evaluation.test_set import TestSet, load_test_set
+from pipeline.training.host_memory import keep_freed_memory
 from pipeline.training.precision import resolve as resolve_precision
 
 REPORTS = Path("reports/ablations")
@@ -92,6 +93,7 @@ def evaluate_ablations(params: Params) -> dict:
                 raise UserError(f"{path}: checkpoint not found (train it first: {command(name)}, or `make ablations`)")
     torch.manual_seed(params.evaluate.seed)
     torch.set_flush_denormal(True)  # see pipeline.stages.evaluate
+    keep_freed_memory()  # see pipeline.stages.evaluate
     REPORTS.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".evaluate-", dir=REPORTS))
     try:

@@ -49,6 +49,7 @@ def train(model: str, corpus: str, params: Params, variant: Optional[str] = None
                                                shared_resume, start_over)
     from pipeline.training.dev_bleu import DevBleu
     from pipeline.training.cuda import apply_cuda_settings
+    from pipeline.training.host_memory import keep_freed_memory
     from pipeline.training.precision import device_type
     from pipeline.training.requeue import RequeueOnSignal
     from pipeline.training.precision import resolve as resolve_precision
@@ -80,6 +81,8 @@ def train(model: str, corpus: str, params: Params, variant: Optional[str] = None
     config = params.train
     pl.seed_everything(config.seed, workers=True, verbose=False)
     torch.set_flush_denormal(True)  # denormal floats are ~100× slower on x86 CPUs (see pipeline.stages.evaluate)
+    if keep_freed_memory():  # no page faults on each step's large tensors (pipeline.training.host_memory)
+        print("host memory: freed blocks stay in the heap for the next step (glibc mallopt)", flush=True)
     run = variant or model  # the checkpoint folder, report files and MLflow run
     checkpoints = Path("checkpoints/ablations") / run if variant else CORPORA[corpus].checkpoints / run
     rank_zero = is_rank_zero()

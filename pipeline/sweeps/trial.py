@@ -34,6 +34,7 @@ def train_worker(setup: dict[str, Any]) -> None:
     from pipeline.config import Params
     from pipeline.training.dev_bleu import DevBleu
     from pipeline.training.cuda import apply_cuda_settings
+    from pipeline.training.host_memory import keep_freed_memory
     from pipeline.training.precision import resolve as resolve_precision
     from pipeline.training.build import build_task_and_data
 
@@ -43,6 +44,7 @@ def train_worker(setup: dict[str, Any]) -> None:
         raise FileNotFoundError(f"{data_dir}: no prepared corpus on node {ray.util.get_node_ip_address()} "
                                 "(a cluster needs the project on storage every node sees, see README)")
     torch.set_flush_denormal(True)  # see pipeline.stages.train
+    keep_freed_memory()  # see pipeline.stages.train
     pl.seed_everything(params.train.seed, workers=True, verbose=False)
     task, datamodule = build_task_and_data(setup["model"], data_dir, params)
 
