@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import itertools
 import json
 import resource
 import statistics
@@ -26,48 +25,31 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.throughput import DATA  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.throughput import DATA, training_batches, training_step  # noqa: E402
 from models.names import MODEL_NAMES  # noqa: E402
+from pipeline.config import load_params  # noqa: E402
+from pipeline.training.host_memory import keep_freed_memory  # noqa: E402
+from pipeline.training.precision import resolve as resolve_precision  # noqa: E402
+from pipeline.training.tasks import task_class  # noqa: E402
 
 MODES = ("default", "kept")
 
 
 def steps(model: str, data: Path, threads: int, warmup: int, timed: int, mode: str) -> dict:
     """In this process: warm-up and timed steps in one allocator mode."""
-    import torch
-
-    from benchmarks.throughput import autocast
-    from pipeline.config import load_params
-    from pipeline.data.vocabulary import Vocabulary
-    from pipeline.training.datamodule import PreparedDataModule
-    from pipeline.training.host_memory import keep_freed_memory
-    from pipeline.training.precision import resolve as resolve_precision
-    from pipeline.training.tasks import task_class
-
     if mode == "kept" and not keep_freed_memory():
         raise SystemExit("page_faults.py: this C library is not glibc; there is nothing to compare")
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
     params = load_params(REPO / "params.yaml")
     sizes, train = params.model.model_dump(), {**params.train.model_dump(), "schedule": "none"}
-    datamodule = PreparedDataModule(data, train["batch_tokens"], train["seed"], batch_sentences=train["batch_sentences"],
-                                    target_only=model.startswith("lm-"))
-    batches = list(itertools.islice(datamodule.train_dataloader(), warmup + timed))
-    vocab = {side: len(Vocabulary.load(data / f"vocab/{side}.json")) for side in ("src", "tgt")}
+    batches, vocab = training_batches(model, data, train, warmup + timed)
     torch.manual_seed(train["seed"])
     task = task_class(model)(model, vocab["src"], vocab["tgt"], sizes, train)
-    optimizer = task.configure_optimizers()
-    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
-    task.train()
     precision = resolve_precision(params.train.precision, "cpu").value  # as the train stage resolves it
-
-    def step(batch) -> None:
-        with autocast(precision, torch.device("cpu")):
-            loss, _ = task.training_loss(batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(task.parameters(), train["gradient_clip"])
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+    step = training_step(task, torch.device("cpu"), precision)
 
     for batch in batches[:warmup]:
         step(batch)

@@ -11,7 +11,6 @@ the ms per step.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import sys
 import time
@@ -23,11 +22,9 @@ from torch.profiler import ProfilerActivity, profile
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.throughput import DATA, autocast  # noqa: E402
+from benchmarks.throughput import DATA, training_batches, training_step  # noqa: E402
 from models.names import MODEL_NAMES  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
-from pipeline.data.vocabulary import Vocabulary  # noqa: E402
-from pipeline.training.datamodule import PreparedDataModule  # noqa: E402
 from pipeline.training.host_memory import keep_freed_memory  # noqa: E402
 from pipeline.training.tasks import task_class  # noqa: E402
 
@@ -51,24 +48,10 @@ def main() -> None:
     keep_freed_memory()  # as the train stage
     params = load_params(REPO / "params.yaml")
     sizes, train = params.model.model_dump(), {**params.train.model_dump(), "schedule": "none"}
-    datamodule = PreparedDataModule(arguments.data, train["batch_tokens"], train["seed"], batch_sentences=train["batch_sentences"],
-                                    target_only=arguments.model.startswith("lm-"))
-    batches = list(itertools.islice(datamodule.train_dataloader(), arguments.warmup_steps + arguments.steps))
-    vocab = {side: len(Vocabulary.load(arguments.data / f"vocab/{side}.json")) for side in ("src", "tgt")}
+    batches, vocab = training_batches(arguments.model, arguments.data, train, arguments.warmup_steps + arguments.steps)
     torch.manual_seed(train["seed"])
     task = task_class(arguments.model)(arguments.model, vocab["src"], vocab["tgt"], sizes, train)
-    optimizer = task.configure_optimizers()
-    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
-    task.train()
-    device = torch.device("cpu")
-
-    def step(batch) -> None:
-        with autocast(arguments.precision, device):
-            loss, _ = task.training_loss(batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(task.parameters(), train["gradient_clip"])
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+    step = training_step(task, torch.device("cpu"), arguments.precision)
 
     for batch in batches[:arguments.warmup_steps]:
         step(batch)

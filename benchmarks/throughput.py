@@ -114,7 +114,18 @@ def timed(device: torch.device, function, *args) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
-def train_throughput(task, batches, warmup: int, device: torch.device, precision: str) -> float:
+def training_batches(name: str, data: Path, train: dict, count: int) -> tuple[list[dict], dict[str, int]]:
+    """The first ``count`` training batches of a prepared corpus (params' batch_tokens, batch_sentences
+    and seed; collected before any timing) and its vocabulary sizes {"src": …, "tgt": …}."""
+    datamodule = PreparedDataModule(data, train["batch_tokens"], train["seed"], target_only=name.startswith("lm-"),
+                                    batch_sentences=train["batch_sentences"])
+    batches = list(itertools.islice(datamodule.train_dataloader(), count))
+    return batches, {side: len(Vocabulary.load(data / f"vocab/{side}.json")) for side in ("src", "tgt")}
+
+
+def training_step(task, device: torch.device, precision: str):
+    """One optimizer step as Lightning runs it, on a batch: the task's training loss under the precision's
+    autocast, backward, gradient-norm clipping, the task's own optimizer. Puts the task in train mode."""
     optimizer = task.configure_optimizers()
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
     clip = task.train_config["gradient_clip"]
@@ -130,6 +141,11 @@ def train_throughput(task, batches, warmup: int, device: torch.device, precision
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+    return step
+
+
+def train_throughput(task, batches, warmup: int, device: torch.device, precision: str) -> float:
+    step = training_step(task, device, precision)
     for batch in batches[:warmup]:
         step(batch)
     measured = batches[warmup:]
@@ -149,11 +165,8 @@ def measure(job: tuple[str, str, str, dict, dict, argparse.Namespace]) -> dict:
     if not arguments.default_malloc:
         keep_freed_memory()  # as the train stage: the step's large tensors reuse the heap, no page faults
     language_model = name.startswith("lm-")
-    datamodule = PreparedDataModule(DATA, train["batch_tokens"], train["seed"], target_only=language_model,
-                                    batch_sentences=train["batch_sentences"])
-    batches = list(itertools.islice(datamodule.train_dataloader(), arguments.warmup_steps + arguments.train_steps))
+    batches, vocab = training_batches(name, DATA, train, arguments.warmup_steps + arguments.train_steps)
     decode_batches = decode_sample(arguments.decode_sentences)
-    vocab = {side: len(Vocabulary.load(DATA / f"vocab/{side}.json")) for side in ("src", "tgt")}
 
     rss_before = peak_rss()
     torch.manual_seed(train["seed"])
@@ -217,9 +230,7 @@ def plain_throughput(job: tuple[str, dict, dict, argparse.Namespace]) -> float:
     torch.set_flush_denormal(True)
     if not arguments.default_malloc:
         keep_freed_memory()  # the same process settings as the models', so only the code differs
-    datamodule = PreparedDataModule(DATA, train["batch_tokens"], train["seed"], batch_sentences=train["batch_sentences"])
-    batches = list(itertools.islice(datamodule.train_dataloader(), arguments.warmup_steps + arguments.train_steps))
-    vocab = {side: len(Vocabulary.load(DATA / f"vocab/{side}.json")) for side in ("src", "tgt")}
+    batches, vocab = training_batches("rnnsearch-gru", DATA, train, arguments.warmup_steps + arguments.train_steps)
     torch.manual_seed(train["seed"])
     model = PlainRNNSearch(vocab["src"], vocab["tgt"], sizes["emb_size"], sizes["hidden_size"], sizes["maxout_size"],
                            sizes["attention_size"])
