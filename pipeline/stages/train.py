@@ -51,6 +51,7 @@ def train(model: str, corpus: str, params: Params, variant: Optional[str] = None
     from pipeline.training.cuda import apply_cuda_settings
     from pipeline.training.host_memory import keep_freed_memory
     from pipeline.training.precision import device_type
+    from pipeline.training.process_group import release_process_group
     from pipeline.training.requeue import RequeueOnSignal
     from pipeline.training.precision import resolve as resolve_precision
     from pipeline.tracking.runs import Tracker
@@ -138,6 +139,7 @@ def train(model: str, corpus: str, params: Params, variant: Optional[str] = None
     trainer.fit(task, datamodule, ckpt_path=resume)
     if safety.epoch is None:  # (else last.ckpt is where the safety limit stopped)
         trainer.save_checkpoint(checkpoints / "last.ckpt")  # on every rank: it ends in a barrier
+    release_process_group()  # after the last collective: else a gloo rank may abort at exit
     if not trainer.is_global_zero:
         return {}
     if safety.epoch is not None:

@@ -14,6 +14,7 @@ import torch
 
 from tests.pipeline.training.fitting import build
 from pipeline.training.datamodule import PreparedDataModule
+from pipeline.training.process_group import release_process_group
 
 
 class RecordBatches(pl.Callback):
@@ -39,6 +40,7 @@ def main(data: Path, output: Path) -> None:
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, callbacks=[RecordBatches(output)])
     trainer.fit(task, PreparedDataModule(data, train.batch_tokens, train.seed))
+    release_process_group()
 
 
 if __name__ == "__main__":

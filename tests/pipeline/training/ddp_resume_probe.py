@@ -20,6 +20,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from pipeline.training.checkpoints import shared_resume
 from pipeline.training.datamodule import PreparedDataModule
+from pipeline.training.process_group import release_process_group
 from tests.pipeline.training.fitting import build
 
 EPOCHS = 3
@@ -69,6 +70,7 @@ def main(data: Path, output: Path, every: int, kill_at: int | None) -> None:
     trainer.fit(task, PreparedDataModule(data, train.batch_tokens, train.seed), ckpt_path=resume)
     if trainer.is_global_zero:
         torch.save(task.state_dict(), output / "final.pt")
+    release_process_group()
 
 
 if __name__ == "__main__":
