@@ -69,12 +69,15 @@ def test_a_step_budget_stops_training_mid_epoch(project):
 
 
 def test_two_ddp_processes_train_through_the_stage(project):
-    """devices: 2 (gloo on CPU): every rank joins the final checkpoint, rank 0 writes the report."""
+    """devices: 2 (gloo on CPU): every rank joins the final checkpoint, rank 0 writes the report and says
+    the run's settings."""
     tiny_project(project, devices=2, accelerator="cpu", max_epochs=1)
     result = run_stage(project, "train", "rnnenc-gru")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = read_summary(project, "rnnenc-gru")
     assert summary["epochs"] == 1 and summary["best_dev_loss"] is not None
+    # The settings are said once, by rank 0, though every rank runs the stage.
+    assert result.stdout.count("precision: ") == 1 and result.stdout.count("host memory: ") == 1, result.stdout
     assert {p.name for p in (project / "checkpoints/bible/rnnenc-gru").iterdir()} >= {"best.ckpt", "last.ckpt"}
 
 
