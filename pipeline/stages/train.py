@@ -23,6 +23,7 @@ import json
 import shutil
 import time
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
@@ -41,6 +42,7 @@ def train(model: str, corpus: str, params: Params, variant: Optional[str] = None
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
     from pytorch_lightning.loggers import MLFlowLogger
     from pytorch_lightning.plugins.environments import SLURMEnvironment
+    from pytorch_lightning.utilities import rank_zero_only
 
     from models.names import parse_model_name
     from pipeline.training.build import build_task_and_data
@@ -59,7 +61,7 @@ def train(model: str, corpus: str, params: Params, variant: Optional[str] = None
 
     family, _ = parse_model_name(model)
     CORPORA[corpus].description()
-    rank_zero = is_rank_zero()  # DDP's other ranks run this again: they print nothing of their own
+    say = rank_zero_only(partial(print, flush=True))  # DDP's other ranks run this too: rank 0 speaks for them
     data_dir = CORPORA[corpus].data
     tuned: dict[str, Any] = {}
     overrides: dict[str, Any] = {}
@@ -68,34 +70,32 @@ def train(model: str, corpus: str, params: Params, variant: Optional[str] = None
     else:  # the controlled experiment keeps its calibrated sizes under any profile
         params = controlled_experiment(params)
         if overrides := params.experiments.synthetic_overrides:
-            if rank_zero:
-                print(f"synthetic overrides: {describe(overrides)}", flush=True)
+            say(f"synthetic overrides: {describe(overrides)}")
         if variant is not None:
             settings = params.ablations.variants[variant].settings
             params = overlay(params, settings)
             overrides = {**overrides, **settings}
-            if rank_zero:
-                print(f"variant {variant}: {describe(settings) or 'the controlled experiment as it is'}", flush=True)
+            say(f"variant {variant}: {describe(settings) or 'the controlled experiment as it is'}")
     device = device_type(params.train.accelerator)
     precision = resolve_precision(params.train.precision, device)
     cuda_trainer_settings = apply_cuda_settings(device)  # TF32, deterministic kernels; {} on a CPU
-    if rank_zero:
-        print(f"precision: {precision.value} ({precision.reason})", flush=True)
+    say(f"precision: {precision.value} ({precision.reason})")
     # The resolved value is what the checkpoint's fingerprint holds: auto on another machine may differ.
     params = params.model_copy(update={"train": params.train.model_copy(update={"precision": precision.value})})
     config = params.train
     pl.seed_everything(config.seed, workers=True, verbose=False)
     torch.set_flush_denormal(True)  # denormal floats are ~100× slower on x86 CPUs (see pipeline.stages.evaluate)
-    if keep_freed_memory() and rank_zero:  # no page faults on each step's large tensors (pipeline.training.host_memory)
-        print("host memory: freed blocks stay in the heap for the next step (glibc mallopt)", flush=True)
+    if keep_freed_memory():  # no page faults on each step's large tensors (pipeline.training.host_memory)
+        say("host memory: freed blocks stay in the heap for the next step (glibc mallopt)")
     run = variant or model  # the checkpoint folder, report files and MLflow run
     checkpoints = Path("checkpoints/ablations") / run if variant else CORPORA[corpus].checkpoints / run
+    rank_zero = is_rank_zero()
     key = fingerprint(model, params, data_dir)
     resume = shared_resume(lambda: resume_checkpoint(checkpoints, key))  # the same on every DDP rank
     if srun.requested():  # in a SLURM batch step: the ranks are srun's, each runs this stage again
         srun.launch(config, resume, RESUME_FROM)
-    if resume and rank_zero:
-        print(f"resuming from {resume}", flush=True)
+    if resume:
+        say(f"resuming from {resume}")
 
     task, datamodule = build_task_and_data(model, data_dir, params)
     try:  # damaged prepared data stops here, before an MLflow run or checkpoint folder exists
